@@ -1,0 +1,192 @@
+"""After the payment: record webhooks, top up exactly once, refund, expire, tell the customer.
+
+Every step is a conditional state change of the order (``Orders.move``), so running any of them
+twice, concurrently, or again after a crash does nothing new. ``resume()`` is the one pass that
+pushes every unfinished order on; it runs at start-up, after each webhook and periodically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from conversations.errors import FailureKind, PaymentProviderError, TopUpRejected, TopUpUnknown
+from conversations.model import SETTLED_STATES, Order, OrderState, PaymentEvent, PaymentEventKind
+from conversations.ports import (
+    CheckoutView,
+    OrderChanges,
+    Orders,
+    OrderWork,
+    Payments,
+    TopUps,
+    TopUpState,
+)
+
+logger = logging.getLogger(__name__)
+
+S = OrderState
+PAYABLE = frozenset({S.AWAITING_PAYMENT, S.CANCELLED, S.EXPIRED})
+IN_FLIGHT = frozenset({S.TOPPING_UP, S.TOPUP_UNKNOWN})
+
+
+@dataclass
+class Fulfilment:
+    orders: Orders
+    work: OrderWork
+    payments: Payments
+    topups: TopUps
+    tell: Callable[[Order], Awaitable[None]]
+    clock: Callable[[], datetime]
+    stale_after: timedelta = timedelta(minutes=2)
+    notice_lease: timedelta = timedelta(minutes=5)
+
+    async def record(self, event: PaymentEvent) -> None:
+        """Apply a verified payment webhook to its order; the work it causes is left to resume()."""
+        order = await self.orders.get(event.order_id) if event.order_id else None
+        if order is None or order.checkout is None or order.checkout.session_id != event.session_id:
+            logger.warning("payment event %s for an unknown order, ignored", event.event_id)
+            return
+        if event.kind in (PaymentEventKind.COMPLETED, PaymentEventKind.ASYNC_SUCCEEDED):
+            view = await self.payments.retrieve(event.session_id)
+            await self._paid(order, view, event.event_id)
+        else:
+            await self._move(order, {S.AWAITING_PAYMENT}, S.EXPIRED, event_id=event.event_id)
+
+    async def _paid(self, order: Order, view: CheckoutView, event_id: str | None) -> None:
+        if not view.paid:
+            return  # an asynchronous payment still pending: its own event follows
+        if (view.order_id, view.amount_cents, view.currency) != (
+            order.id,
+            order.amount_cents,
+            "pen",
+        ):
+            logger.error("ALERT payment mismatch on order=%s: flagged, not topped up", order.id)
+            await self._move(order, PAYABLE, S.FLAGGED, OrderChanges(failure="mismatch"), event_id)
+            return
+        await self._move(
+            order, PAYABLE, S.PAID, OrderChanges(payment_ref=view.payment_ref), event_id
+        )
+
+    async def resume(self) -> None:
+        """Push every unfinished order one step further; safe to run at any time."""
+        now = self.clock()
+        for order in await self.work.unfinished(now=now, stale_before=now - self.stale_after):
+            try:
+                await self._advance(order)
+            except Exception:
+                logger.exception("could not advance order=%s (state %s)", order.id, order.state)
+
+    async def _advance(self, order: Order) -> None:
+        if order.state is S.PAID:
+            await self.fulfil(order.id)
+        elif order.state in IN_FLIGHT:
+            await self._settle_from_status(order)
+        elif order.state is S.TOPUP_FAILED:
+            await self.refund(order.id)
+        elif order.state is S.AWAITING_PAYMENT:
+            await self._close_expired(order)
+        elif order.state in SETTLED_STATES:
+            await self.tell_customer(order.id)
+
+    async def fulfil(self, order_id: str) -> None:
+        """Top up a paid order; only the caller that claims it sends anything."""
+        order = await self.orders.get(order_id)
+        if order and await self._move(order, {S.PAID}, S.TOPPING_UP):
+            await self._send_top_up(order)
+
+    async def _send_top_up(self, order: Order) -> None:
+        try:
+            operation_id = await self.topups.send(order)
+        except TopUpUnknown:
+            logger.warning("top-up outcome unknown for order=%s: will ask the status", order.id)
+            await self._move(order, {S.TOPPING_UP}, S.TOPUP_UNKNOWN)
+            return
+        except TopUpRejected as rejected:
+            await self._rejected(order, rejected)
+            return
+        await self._completed(order, operation_id)
+
+    async def _completed(self, order: Order, operation_id: str | None) -> None:
+        changes = OrderChanges(operation_id=operation_id)
+        if await self._move(order, IN_FLIGHT, S.COMPLETED, changes):
+            logger.info("order=%s completed", order.id)
+            await self.tell_customer(order.id)
+
+    async def _rejected(self, order: Order, rejected: TopUpRejected) -> None:
+        if rejected.kind is FailureKind.PERMANENT:
+            await self._move(
+                order, {S.TOPPING_UP}, S.TOPUP_FAILED, OrderChanges(failure=rejected.code)
+            )
+            await self.refund(order.id)
+            return
+        # Transient or our own precondition (empty wallet): retried on a later pass, same id.
+        logger.error("ALERT top-up of order=%s refused (%s): will retry", order.id, rejected.code)
+        await self._move(order, {S.TOPPING_UP}, S.PAID, OrderChanges(failure=rejected.code))
+
+    async def _settle_from_status(self, order: Order) -> None:
+        status = await self.topups.status(order.id)
+        if status.state is TopUpState.SUCCESSFUL:
+            await self._completed(order, status.operation_id)
+        elif status.state is TopUpState.FAILED:
+            await self._move(order, IN_FLIGHT, S.TOPUP_FAILED, OrderChanges(failure="failed"))
+            await self.refund(order.id)
+        elif status.state is TopUpState.NOT_FOUND and await self._move(
+            order, IN_FLIGHT, S.TOPPING_UP
+        ):
+            # The provider never got it: sending again with the same identifier is safe.
+            await self._send_top_up(order)
+
+    async def refund(self, order_id: str) -> None:
+        """Refund a failed top-up in full; the gateway dedupes by order id."""
+        order = await self.orders.get(order_id)
+        if order is None or order.state is not S.TOPUP_FAILED:
+            return
+        await self.payments.refund(order)
+        if await self._move(order, {S.TOPUP_FAILED}, S.REFUNDED):
+            logger.info("order=%s refunded", order.id)
+            await self.tell_customer(order.id)
+
+    async def _close_expired(self, order: Order) -> None:
+        if order.checkout is None:
+            await self._move(order, {S.AWAITING_PAYMENT}, S.CANCELLED)
+            return
+        view = await self.payments.retrieve(order.checkout.session_id)
+        if view.paid:
+            await self._paid(order, view, None)
+            await self.fulfil(order.id)
+            return
+        try:
+            await self.payments.expire(order.checkout.session_id)
+        except PaymentProviderError:
+            logger.warning("could not expire the checkout of order=%s", order.id, exc_info=True)
+            return
+        if await self._move(order, {S.AWAITING_PAYMENT}, S.EXPIRED):
+            await self.tell_customer(order.id)
+
+    async def tell_customer(self, order_id: str) -> None:
+        """Tell the customer how the order ended, once (again only after a crash mid-way)."""
+        order = await self.orders.get(order_id)
+        if order is None or order.state not in SETTLED_STATES:
+            return
+        now = self.clock()
+        if not await self.work.claim_notice(
+            order.id, order.state, until=now + self.notice_lease, now=now
+        ):
+            return
+        await self.tell(order)
+        await self.work.notice_sent(order.id, order.state)
+
+    async def _move(
+        self,
+        order: Order,
+        source: set[OrderState] | frozenset[OrderState],
+        target: OrderState,
+        changes: OrderChanges = OrderChanges(),
+        event_id: str | None = None,
+    ) -> bool:
+        return await self.orders.move(
+            order.id, from_=frozenset(source), to=target, at=self.clock(), changes=changes,
+            event_id=event_id,
+        )  # fmt: skip

@@ -1,0 +1,123 @@
+"""The core's view of the outside world: narrow Protocols that adapters and storage implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from conversations.machine import Verdict
+from conversations.messages import Reply
+from conversations.model import ChatKey, Checkout, Line, Order, OrderState
+from conversations.session import Session
+
+
+class ConversationStore(Protocol):
+    async def load(self, key: ChatKey) -> Session:
+        """The chat's session with the customer's profile (consent, saved lines, last purchase)."""
+
+    async def save(self, key: ChatKey, session: Session) -> None: ...
+
+    async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None: ...
+
+    async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """Fields set together with a state change."""
+
+    checkout: Checkout | None = None
+    payment_ref: str | None = None
+    operation_id: str | None = None
+    failure: str | None = None
+
+
+class Orders(Protocol):
+    async def add(self, order: Order) -> None: ...
+
+    async def get(self, order_id: str) -> Order | None: ...
+
+    async def move(
+        self,
+        order_id: str,
+        *,
+        from_: frozenset[OrderState],
+        to: OrderState,
+        at: datetime,
+        changes: OrderChanges = OrderChanges(),
+        event_id: str | None = None,
+    ) -> bool:
+        """Change state only from an expected one; True for the one caller that won.
+
+        With ``event_id`` the webhook event is recorded as processed in the same transaction;
+        an event already recorded changes nothing and returns False.
+        """
+
+
+class OrderWork(Protocol):
+    async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
+        """Orders a worker must push on: paid, stuck, failed, expired links, or not yet told."""
+
+    async def claim_notice(
+        self, order_id: str, state: OrderState, *, until: datetime, now: datetime
+    ) -> bool:
+        """Reserve telling the customer about ``state``; False if told or being told."""
+
+    async def notice_sent(self, order_id: str, state: OrderState) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckoutView:
+    """A checkout as the gateway sees it now (re-fetched, never taken from a webhook body)."""
+
+    session_id: str
+    order_id: str | None
+    paid: bool
+    open: bool
+    amount_cents: int
+    currency: str
+    payment_ref: str | None = None
+
+
+class Payments(Protocol):
+    async def open_checkout(self, order: Order) -> Checkout: ...
+
+    async def retrieve(self, session_id: str) -> CheckoutView: ...
+
+    async def expire(self, session_id: str) -> None:
+        """Close an open checkout so it can no longer be paid (no-op if already closed)."""
+
+    async def refund(self, order: Order) -> str:
+        """Refund the order in full, once, whatever the number of calls; return the refund id."""
+
+
+class TopUpState(StrEnum):
+    SUCCESSFUL = "successful"
+    PROCESSING = "processing"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class TopUpStatus:
+    state: TopUpState
+    operation_id: str | None = None
+
+
+class TopUps(Protocol):
+    async def operator_of(self, msisdn: str) -> Verdict: ...
+
+    async def send(self, order: Order) -> str:
+        """Credit the line with ``order.id`` as the provider's identifier; return its operation id.
+
+        Raises TopUpUnknown when the outcome is not known, TopUpRejected when nothing was credited.
+        """
+
+    async def status(self, order_id: str) -> TopUpStatus: ...
+
+
+class Messenger(Protocol):
+    async def send(self, key: ChatKey, reply: Reply) -> None: ...

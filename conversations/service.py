@@ -1,0 +1,157 @@
+"""Handle one chat event: load the session, run the machine, perform its effects, save, reply.
+
+Updates of one chat are handled one at a time (a per-chat lock); different chats run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from conversations.errors import PaymentProviderError
+from conversations.machine import (
+    CancelCheckout,
+    CheckOperator,
+    CheckoutFailed,
+    CheckoutOpened,
+    Effect,
+    Event,
+    OpenCheckout,
+    OperatorChecked,
+    RecordConsent,
+    RememberLine,
+    Rules,
+    Say,
+    Verdict,
+    step,
+)
+from conversations.masking import mask_chat, mask_msisdn
+from conversations.messages import Reply
+from conversations.model import ChatKey, Order, OrderState, Purchase
+from conversations.ports import ConversationStore, Messenger, OrderChanges, Orders, Payments, TopUps
+
+logger = logging.getLogger(__name__)
+
+
+class KeyedLocks:
+    """One asyncio lock per chat, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ChatKey, asyncio.Lock] = {}
+        self._users: dict[ChatKey, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: ChatKey) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
+@dataclass
+class ChatService:
+    store: ConversationStore
+    orders: Orders
+    payments: Payments
+    topups: TopUps
+    messenger: Messenger
+    rules: Rules
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+
+    async def handle(self, key: ChatKey, event: Event) -> None:
+        """Feed one event to the chat's conversation and send the replies, in order."""
+        async with self.locks.hold(key):
+            replies = await self._run(key, event)
+            for reply in replies:
+                await self.messenger.send(key, reply)
+
+    async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
+        session = await self.store.load(key)
+        pending: list[Event] = [event]
+        replies: list[Reply] = []
+        while pending:
+            transition = step(session, pending.pop(0), self.rules)
+            session = transition.session
+            for effect in transition.effects:
+                if isinstance(effect, Say):
+                    replies.append(effect.reply)
+                elif (follow := await self._perform(key, effect)) is not None:
+                    pending.append(follow)
+        await self.store.save(key, session)
+        return replies
+
+    async def _perform(self, key: ChatKey, effect: Effect) -> Event | None:
+        match effect:
+            case CheckOperator(msisdn):
+                return OperatorChecked(msisdn, await self._operator_of(msisdn))
+            case RecordConsent(version):
+                await self.store.record_consent(key, version=version, at=self.clock())
+            case RememberLine(line):
+                await self.store.remember_line(key, line, at=self.clock())
+            case OpenCheckout(purchase):
+                return await self._open_checkout(key, purchase)
+            case CancelCheckout(order_id):
+                await self._cancel_checkout(order_id)
+        return None
+
+    async def _operator_of(self, msisdn: str) -> Verdict:
+        try:
+            return await self.topups.operator_of(msisdn)
+        except Exception:
+            # The top-up itself will tell; a lookup outage must not block the customer.
+            logger.warning("operator lookup failed for %s", mask_msisdn(msisdn), exc_info=True)
+            return Verdict.UNKNOWN
+
+    async def _open_checkout(self, key: ChatKey, purchase: Purchase) -> Event:
+        now = self.clock()
+        order = Order(self.new_id(), key, purchase, OrderState.AWAITING_PAYMENT, created_at=now)
+        await self.orders.add(order)
+        try:
+            checkout = await self.payments.open_checkout(order)
+        except PaymentProviderError:
+            logger.warning("checkout failed order=%s chat=%s", order.id, mask_chat(key))
+            await self._move(order.id, OrderState.AWAITING_PAYMENT, OrderState.CANCELLED)
+            return CheckoutFailed()
+        attached = await self._move(
+            order.id, OrderState.AWAITING_PAYMENT, OrderState.AWAITING_PAYMENT,
+            OrderChanges(checkout=checkout),
+        )  # fmt: skip
+        if not attached:
+            # Never hand out a link for an order nobody waits on any more: it could be paid.
+            await self.payments.expire(checkout.session_id)
+            return CheckoutFailed()
+        logger.info("checkout opened order=%s chat=%s", order.id, mask_chat(key))
+        return CheckoutOpened(order.id, checkout.url)
+
+    async def _cancel_checkout(self, order_id: str) -> None:
+        # Mark first: if the customer pays in the meantime, the paid webhook still wins.
+        if not await self._move(order_id, OrderState.AWAITING_PAYMENT, OrderState.CANCELLED):
+            return
+        order = await self.orders.get(order_id)
+        if order and order.checkout:
+            try:
+                await self.payments.expire(order.checkout.session_id)
+            except PaymentProviderError:
+                logger.warning("could not expire checkout of order=%s", order_id, exc_info=True)
+
+    async def _move(
+        self,
+        order_id: str,
+        source: OrderState,
+        target: OrderState,
+        changes: OrderChanges = OrderChanges(),
+    ) -> bool:
+        return await self.orders.move(
+            order_id, from_=frozenset({source}), to=target, at=self.clock(), changes=changes
+        )

@@ -1,0 +1,298 @@
+"""Labelled corpus for the validators and the catalogue: what customers type, and what we keep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conversations.catalog import (
+    Catalogue,
+    credit_product,
+    display_msisdn,
+    fold,
+    is_custom_amount_allowed,
+    parse_document,
+    parse_msisdn,
+    parse_name,
+    parse_soles,
+    soles,
+)
+from conversations.model import DocType, ProductKind
+from tests.unit.builders import CATALOG_PATH
+
+# ---------------------------------------------------------------- mobile numbers
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "987654321",
+        "+51 987 654 321",
+        "987-654-321",
+        "+51-987-654-321",
+        "51987654321",
+        "+51987654321",
+        "987 654 321",
+        "  987654321  ",
+        "(+51) 987 654 321",
+        "987.654.321",
+    ],
+)
+def test_peruvian_mobile_number_is_reduced_to_nine_national_digits(typed: str) -> None:
+    assert parse_msisdn(typed) == "987654321"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param("812345678", id="starts-with-8"),
+        pytest.param("198765432", id="starts-with-1"),
+        pytest.param("98765432", id="8-digits"),
+        pytest.param("9876543210", id="10-digits"),
+        pytest.param("abc", id="letters"),
+        pytest.param("98765432a", id="trailing-letter"),
+        pytest.param("", id="empty"),
+        pytest.param("   ", id="blank"),
+        pytest.param("9" * 5000, id="5000-digits"),
+        pytest.param("9 " * 2500, id="5000-chars"),
+        pytest.param("📱", id="emoji"),
+        pytest.param("987654321 📱", id="number-and-emoji"),
+        pytest.param("+1 987 654 321", id="foreign-country-code"),
+        pytest.param("014567890", id="lima-landline"),
+        pytest.param("987\u200b654321", id="zero-width-space"),
+    ],
+)
+def test_anything_but_a_peruvian_mobile_number_is_rejected(typed: str) -> None:
+    assert parse_msisdn(typed) is None
+
+
+def test_number_is_displayed_in_groups_of_three() -> None:
+    assert display_msisdn("987654321") == "987 654 321"
+
+
+# ---------------------------------------------------------------- documents
+
+# 10117410: weights 3,2,7,6,5,4,3,2 give 70; 70 mod 11 = 4; check '2' or 'G'.
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param("10117410", id="bare"),
+        pytest.param("10117410-2", id="check-digit-after-hyphen"),
+        pytest.param("10117410G", id="check-letter"),
+        pytest.param("10117410-g", id="check-letter-lower-case"),
+        pytest.param("101174102", id="check-digit-without-hyphen"),
+        pytest.param("10 117 410", id="spaced"),
+        pytest.param("10.117.410", id="dotted"),
+    ],
+)
+def test_dni_is_reduced_to_its_eight_digits(typed: str) -> None:
+    assert parse_document(DocType.DNI, typed) == "10117410"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param("10117410-3", id="wrong-check-digit"),
+        pytest.param("10117410K", id="wrong-check-letter"),
+        pytest.param("101174103", id="9-digits-wrong-check"),
+        pytest.param("00000000", id="all-zeros"),
+        pytest.param("11111111", id="all-ones"),
+        pytest.param("1011741", id="7-digits"),
+        pytest.param("1011741020", id="10-digits"),
+        pytest.param("1011741O", id="letter-o-for-zero"),
+        pytest.param("", id="empty"),
+        pytest.param("1" * 5000, id="5000-chars"),
+        pytest.param("🆔", id="emoji"),
+    ],
+)
+def test_invalid_dni_is_rejected(typed: str) -> None:
+    assert parse_document(DocType.DNI, typed) is None
+
+
+@pytest.mark.parametrize("typed", ["123456789", "001234567", "1234567890", "123456789012"])
+def test_carne_de_extranjeria_of_nine_to_twelve_digits_is_accepted(typed: str) -> None:
+    assert parse_document(DocType.CE, typed) == typed
+
+
+@pytest.mark.parametrize(
+    "typed", ["12345678", "1234567890123", "000000000", "12345678A", "", "1" * 5000]
+)
+def test_invalid_carne_de_extranjeria_is_rejected(typed: str) -> None:
+    assert parse_document(DocType.CE, typed) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("AB123456", "AB123456"),
+        ("ab123456", "AB123456"),
+        ("ab 12-34", "AB1234"),
+        ("123456", "123456"),
+        ("ABCDEFGHIJKL", "ABCDEFGHIJKL"),
+    ],
+)
+def test_passport_is_kept_upper_case_without_separators(typed: str, kept: str) -> None:
+    assert parse_document(DocType.PASSPORT, typed) == kept
+
+
+@pytest.mark.parametrize(
+    "typed", ["AB123", "ABCDEFGHIJKLM", "AAAAAA", "ÁB1234", "AB_1234", "AB1234😀", ""]
+)
+def test_invalid_passport_is_rejected(typed: str) -> None:
+    assert parse_document(DocType.PASSPORT, typed) is None
+
+
+# ---------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("María Quispe", "María Quispe"),
+        ("José Ñañez Pérez", "José Ñañez Pérez"),
+        ("O'Brien", "O'Brien"),
+        ("Ch'aska Huamán", "Ch'aska Huamán"),
+        ("Ana-María López", "Ana-María López"),
+        ("  Juan    Quispe\tMamani ", "Juan Quispe Mamani"),
+        ("Ana María de la Cruz", "Ana María de la Cruz"),
+        ("Jose\u0301 Pe\u0301rez", "José Pérez"),
+        ("JP", "JP"),
+        ("a" * 60, "a" * 60),
+    ],
+)
+def test_plausible_name_is_kept_with_single_spaces(typed: str, kept: str) -> None:
+    assert parse_name(typed) == kept
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param("Juan2", id="digit"),
+        pytest.param("Ana 😀", id="emoji"),
+        pytest.param("A", id="one-char"),
+        pytest.param("a" * 61, id="61-chars"),
+        pytest.param("", id="empty"),
+        pytest.param("Robert'); DROP TABLE lines;--", id="sql"),
+        pytest.param("*Juan*", id="markdown-bold"),
+        pytest.param("_Juan_", id="markdown-italic"),
+        pytest.param("[Juan](https://x.example)", id="markdown-link"),
+        pytest.param("Juan`x`", id="backticks"),
+        pytest.param("<b>Juan</b>", id="html"),
+        pytest.param("Juan--Quispe", id="double-hyphen"),
+        pytest.param("\u200bJuan", id="zero-width-space"),
+        pytest.param("\u202eJuan", id="rtl-override"),
+    ],
+)
+def test_implausible_name_is_rejected(typed: str) -> None:
+    assert parse_name(typed) is None
+
+
+# ---------------------------------------------------------------- amounts
+
+
+@pytest.mark.parametrize(
+    "typed", ["25", "S/ 25", "s/25", "S/. 25", "25 soles", "25.00", "25,00", "  25  "]
+)
+def test_whole_soles_are_read_from_common_spellings(typed: str) -> None:
+    assert parse_soles(typed) == 25
+
+
+@pytest.mark.parametrize("typed", ["10.50", "25.5", "diez", "", "-5", "S/", "1" * 5000])
+def test_amount_with_centimos_or_words_is_not_read(typed: str) -> None:
+    assert parse_soles(typed) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "allowed"), [("2", False), ("3", True), ("200", True), ("201", False)]
+)
+def test_custom_amount_range_is_decided_after_parsing(typed: str, allowed: bool) -> None:
+    amount = parse_soles(typed)
+
+    assert amount is not None
+    assert is_custom_amount_allowed(amount) is allowed
+
+
+@pytest.mark.parametrize(("amount", "days"), [(3, 30), (59, 30), (60, 60), (200, 60)])
+def test_credit_validity_is_thirty_days_below_sixty_soles_and_sixty_from_there(
+    amount: int, days: int
+) -> None:
+    assert credit_product(amount).validity_days == days
+
+
+def test_credit_product_is_priced_in_centimos() -> None:
+    product = credit_product(25)
+
+    assert (product.kind, product.price_cents, product.code) == (
+        ProductKind.CREDIT,
+        2500,
+        "saldo-25",
+    )
+    assert product.name == "Recarga de saldo S/ 25.00"
+
+
+@pytest.mark.parametrize(
+    ("cents", "shown"), [(1000, "S/ 10.00"), (1050, "S/ 10.50"), (5, "S/ 0.05")]
+)
+def test_soles_shows_two_decimals(cents: int, shown: str) -> None:
+    assert soles(cents) == shown
+
+
+def test_fold_ignores_case_accents_and_surrounding_spaces() -> None:
+    assert fold("  SÍ ") == fold("si") == "si"
+
+
+# ---------------------------------------------------------------- catalogue
+
+
+def _catalogue_json(*packages: dict[str, object]) -> str:
+    return json.dumps({"packages": list(packages)})
+
+
+_PACKAGE = {"code": "paq-1", "name": "Paquete 1", "price_cents": 500, "validity_days": 3}
+
+
+def test_shipped_catalogue_loads_with_unique_codes_and_positive_validity() -> None:
+    catalogue = Catalogue.from_json(CATALOG_PATH.read_text(encoding="utf-8"))
+
+    codes = [p.code for p in catalogue.packages]
+    assert codes and len(set(codes)) == len(codes)
+    assert all(p.kind is ProductKind.PACKAGE and p.validity_days > 0 for p in catalogue.packages)
+
+
+def test_shipped_catalogue_finds_a_package_by_code() -> None:
+    catalogue = Catalogue.from_json(CATALOG_PATH.read_text(encoding="utf-8"))
+
+    package = catalogue.package("paq-10-internet")
+
+    assert package is not None and package.price_cents == 1000
+
+
+def test_catalogue_has_no_package_for_an_unknown_code() -> None:
+    assert Catalogue.from_json(_catalogue_json(_PACKAGE)).package("paq-99") is None
+
+
+@pytest.mark.parametrize("missing", ["code", "name", "price_cents", "validity_days"])
+def test_catalogue_entry_missing_a_field_is_refused(missing: str) -> None:
+    entry = {k: v for k, v in _PACKAGE.items() if k != missing}
+
+    with pytest.raises(ValueError, match="invalid package entry"):
+        Catalogue.from_json(_catalogue_json(entry))
+
+
+def test_catalogue_with_a_duplicate_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        Catalogue.from_json(_catalogue_json(_PACKAGE, {**_PACKAGE, "name": "Otro"}))
+
+
+@pytest.mark.parametrize("price", [0, 299, "mucho"])
+def test_catalogue_entry_priced_below_three_soles_or_not_a_number_is_refused(price: object) -> None:
+    with pytest.raises(ValueError, match="invalid package entry"):
+        Catalogue.from_json(_catalogue_json({**_PACKAGE, "price_cents": price}))
+
+
+def test_catalogue_entry_with_a_code_too_long_for_a_button_is_refused() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        Catalogue.from_json(_catalogue_json({**_PACKAGE, "code": "p" * 41}))
