@@ -1,0 +1,110 @@
+"""The tables. Rows are storage's own: repositories map them to the core's types and back.
+
+Timestamps are timezone-aware UTC (``UtcDateTime``); money is integer céntimos (``amount_cents``);
+enums are stored as their readable string values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware timestamp written in UTC; SQLite hands back naive values, read as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: storage needs an aware one")
+        # SQLite keeps the wall time and drops the offset, so every value must share one zone.
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CustomerRow(SQLModel, table=True):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("channel", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str
+    chat_id: str
+    consent_version: str | None = None
+    consented_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    last_seen_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class SavedLineRow(SQLModel, table=True):
+    __tablename__ = "saved_lines"
+    __table_args__ = (UniqueConstraint("customer_id", "msisdn"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    msisdn: str
+    owner_name: str
+    doc_type: str
+    doc_number: str
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ConversationRow(SQLModel, table=True):
+    __tablename__ = "conversations"
+
+    customer_id: int = Field(primary_key=True, foreign_key="customers.id")
+    state: str = Field(sa_type=Text)  # JSON from conversations.session.dump_session
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class OrderRow(SQLModel, table=True):
+    """An order with a snapshot of what was bought, so later catalogue changes cannot alter it."""
+
+    __tablename__ = "orders"
+
+    id: str = Field(primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    channel: str
+    chat_id: str
+    msisdn: str
+    owner_name: str
+    doc_type: str
+    doc_number: str
+    product_code: str
+    product_kind: str
+    product_name: str
+    product_details: str = ""
+    validity_days: int
+    amount_cents: int
+    currency: str = "pen"
+    state: str = Field(index=True)
+    checkout_session_id: str | None = Field(default=None, index=True)
+    checkout_url: str | None = None
+    checkout_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    payment_ref: str | None = None
+    operation_id: str | None = None
+    failure: str | None = None
+    notified_state: str | None = None
+    notice_lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ProcessedEventRow(SQLModel, table=True):
+    """A payment webhook event already applied; its primary key makes replays harmless."""
+
+    __tablename__ = "processed_events"
+
+    event_id: str = Field(primary_key=True)
+    order_id: str = Field(foreign_key="orders.id")
+    processed_at: datetime = Field(sa_type=UtcDateTime)

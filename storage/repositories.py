@@ -1,0 +1,373 @@
+"""SQL implementations of the core's storage ports, and the mapping between rows and core types.
+
+``SqlConversationStore`` is the ``ConversationStore``; ``SqlOrders`` is both ``Orders`` and
+``OrderWork``. Each method is one short transaction. Every order state change is a conditional
+UPDATE (from the expected states only), so racing callers cannot both win. Upserts use
+``INSERT … ON CONFLICT``, which SQLite and PostgreSQL share.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Update, and_, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from conversations.model import (
+    SETTLED_STATES,
+    Channel,
+    ChatKey,
+    Checkout,
+    DocType,
+    Line,
+    Order,
+    OrderState,
+    Product,
+    ProductKind,
+    Purchase,
+)
+from conversations.ports import OrderChanges
+from conversations.session import Profile, Session, dump_session, load_session
+from storage.models import ConversationRow, CustomerRow, OrderRow, ProcessedEventRow, SavedLineRow
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED_LIMIT = 500
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class SqlConversationStore:
+    """Chat state per conversation, plus the customer's consent and saved lines."""
+
+    sessions: Sessions
+    # save() is given no time, so the conversation's updated_at comes from this clock.
+    clock: Callable[[], datetime] = _utc_now
+
+    async def load(self, key: ChatKey) -> Session:
+        """Return the chat's session with the customer's profile; an unknown chat starts afresh."""
+        async with self.sessions() as db:
+            customer = await _find_customer(db, key)
+            if customer is None:
+                return Session()
+            conversation = await db.get(ConversationRow, customer.id)
+            profile = await _profile(db, customer)
+        return load_session(conversation.state if conversation else None, profile)
+
+    async def save(self, key: ChatKey, session: Session) -> None:
+        """Store the chat's state; the profile is kept by record_consent and remember_line."""
+        now = self.clock()
+        async with self.sessions() as db:
+            customer_id = await _customer_id(db, key, at=now)
+            values = {"state": dump_session(session), "updated_at": now}
+            await _put(db, ConversationRow, {"customer_id": customer_id}, values)
+            await db.commit()
+
+    async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
+        """Record that the customer accepted privacy notice ``version`` at ``at``."""
+        async with self.sessions() as db:
+            await _customer_id(db, key, at=at, consent_version=version, consented_at=at)
+            await db.commit()
+
+    async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None:
+        """Save the line for next time, replacing the owner and document if it was saved before."""
+        async with self.sessions() as db:
+            customer_id = await _customer_id(db, key, at=at)
+            values = {
+                "owner_name": line.owner_name,
+                "doc_type": line.doc_type.value,
+                "doc_number": line.doc_number,
+                "updated_at": at,
+            }
+            keys = {"customer_id": customer_id, "msisdn": line.msisdn}
+            await _put(db, SavedLineRow, keys, values)
+            await db.commit()
+
+
+@dataclass
+class SqlOrders:
+    """Orders and the worker's view of them (implements ``Orders`` and ``OrderWork``)."""
+
+    sessions: Sessions
+
+    async def add(self, order: Order) -> None:
+        """Store a new order (and its customer, the first time)."""
+        async with self.sessions() as db:
+            customer_id = await _customer_id(db, order.key, at=order.created_at)
+            db.add(_order_row(order, customer_id))
+            await db.commit()
+
+    async def get(self, order_id: str) -> Order | None:
+        """Return the order, or None if there is no such order."""
+        async with self.sessions() as db:
+            row = await db.get(OrderRow, order_id)
+        return _order(row) if row else None
+
+    async def move(
+        self,
+        order_id: str,
+        *,
+        from_: frozenset[OrderState],
+        to: OrderState,
+        at: datetime,
+        changes: OrderChanges = OrderChanges(),
+        event_id: str | None = None,
+    ) -> bool:
+        """Change state only from one of ``from_``, recording ``event_id`` in the same commit."""
+        async with self.sessions() as db:
+            if event_id is not None and not await _record_event(db, event_id, order_id, at):
+                return False
+            moved = await db.exec(_moving(order_id, from_=from_, to=to, at=at, changes=changes))
+            if moved.rowcount != 1:
+                await db.rollback()  # the event stays unrecorded, so a retry can still apply it
+                return False
+            await db.commit()
+            return True
+
+    async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
+        """Return the orders a worker must push on, oldest first, at most 500 per pass."""
+        stmt = (
+            select(OrderRow)
+            .where(_needs_work(now=now, stale_before=stale_before))
+            .order_by(col(OrderRow.created_at), col(OrderRow.id))
+            .limit(UNFINISHED_LIMIT)
+        )
+        async with self.sessions() as db:
+            rows = (await db.exec(stmt)).all()
+        return [_order(row) for row in rows]
+
+    async def claim_notice(
+        self, order_id: str, state: OrderState, *, until: datetime, now: datetime
+    ) -> bool:
+        """Reserve telling the customer about ``state`` until ``until``; False if told or taken."""
+        stmt = (
+            update(OrderRow)
+            .where(col(OrderRow.id) == order_id, col(OrderRow.state) == state.value, _untold(now))
+            .values(notice_lease_until=until)
+        )
+        return await self._update(stmt) == 1
+
+    async def notice_sent(self, order_id: str, state: OrderState) -> None:
+        """Record that the customer was told about ``state`` and release the claim."""
+        stmt = (
+            update(OrderRow)
+            .where(col(OrderRow.id) == order_id)
+            .values(notified_state=state.value, notice_lease_until=None)
+        )
+        await self._update(stmt)
+
+    async def _update(self, stmt: Update) -> int:
+        async with self.sessions() as db:
+            changed = (await db.exec(stmt)).rowcount
+            await db.commit()
+        return changed
+
+
+# ---------------------------------------------------------------- statements
+
+
+def _insert(db: AsyncSession, model: type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that can say ON CONFLICT; SQLite and PostgreSQL spell it the same way."""
+    dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    return dialects[db.get_bind().dialect.name](model)
+
+
+async def _put(
+    db: AsyncSession, model: type[SQLModel], keys: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """Insert the row, or set ``values`` on the row with the same unique ``keys``."""
+    stmt = _insert(db, model).values(**keys, **values)
+    await db.exec(stmt.on_conflict_do_update(index_elements=list(keys), set_=values))
+
+
+async def _customer_id(db: AsyncSession, key: ChatKey, *, at: datetime, **also: Any) -> int:
+    """Create the chat's customer if missing, mark it seen at ``at``, and return its id."""
+    values = {"last_seen_at": at, **also}
+    stmt = _insert(db, CustomerRow).values(
+        channel=key.channel.value, chat_id=key.chat_id, created_at=at, **values
+    )
+    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"], set_=values)
+    return (await db.exec(stmt.returning(col(CustomerRow.id)))).scalar_one()
+
+
+async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:
+    stmt = select(CustomerRow).where(
+        CustomerRow.channel == key.channel.value, CustomerRow.chat_id == key.chat_id
+    )
+    return (await db.exec(stmt)).first()
+
+
+async def _profile(db: AsyncSession, customer: CustomerRow) -> Profile:
+    return Profile(
+        consented=customer.consent_version is not None,
+        lines=await _saved_lines(db, customer.id),
+        last=await _last_purchase(db, customer.id),
+    )
+
+
+async def _saved_lines(db: AsyncSession, customer_id: int | None) -> tuple[Line, ...]:
+    """The customer's lines, the most recently given first."""
+    stmt = select(SavedLineRow).where(SavedLineRow.customer_id == customer_id)
+    stmt = stmt.order_by(col(SavedLineRow.updated_at).desc(), col(SavedLineRow.id).desc())
+    return tuple(_line(row) for row in (await db.exec(stmt)).all())
+
+
+async def _last_purchase(db: AsyncSession, customer_id: int | None) -> Purchase | None:
+    """What the customer's most recent completed order bought, for "Repetir última recarga"."""
+    stmt = select(OrderRow).where(
+        OrderRow.customer_id == customer_id, OrderRow.state == OrderState.COMPLETED.value
+    )
+    stmt = stmt.order_by(col(OrderRow.created_at).desc(), col(OrderRow.id).desc()).limit(1)
+    row = (await db.exec(stmt)).first()
+    return _purchase(row) if row else None
+
+
+async def _record_event(db: AsyncSession, event_id: str, order_id: str, at: datetime) -> bool:
+    """Mark the webhook event processed; False (and nothing changed) if it already was."""
+    db.add(ProcessedEventRow(event_id=event_id, order_id=order_id, processed_at=at))
+    try:
+        await db.flush()
+    except IntegrityError:
+        await db.rollback()
+        logger.info("event %s not recorded: already processed, or no order=%s", event_id, order_id)
+        return False
+    return True
+
+
+def _moving(
+    order_id: str,
+    *,
+    from_: frozenset[OrderState],
+    to: OrderState,
+    at: datetime,
+    changes: OrderChanges,
+) -> Update:
+    """UPDATE the order to ``to`` only while it is in one of ``from_``; None changes are skipped."""
+    given = {
+        "payment_ref": changes.payment_ref,
+        "operation_id": changes.operation_id,
+        "failure": changes.failure,
+        **_checkout_columns(changes.checkout),
+    }
+    values = {name: value for name, value in given.items() if value is not None}
+    return (
+        update(OrderRow)
+        .where(col(OrderRow.id) == order_id, col(OrderRow.state).in_([s.value for s in from_]))
+        .values(state=to.value, updated_at=at, **values)
+    )
+
+
+def _needs_work(*, now: datetime, stale_before: datetime) -> ColumnElement[bool]:
+    """Orders to push on: paid, stuck mid top-up, failed, with a lapsed link, or not yet told."""
+    state, s = col(OrderRow.state), OrderState
+    return or_(
+        state.in_([s.PAID.value, s.TOPUP_UNKNOWN.value, s.TOPUP_FAILED.value]),
+        and_(state == s.TOPPING_UP.value, col(OrderRow.updated_at) < stale_before),
+        and_(state == s.AWAITING_PAYMENT.value, col(OrderRow.checkout_expires_at) < now),
+        and_(state.in_([settled.value for settled in SETTLED_STATES]), _untold(now)),
+    )
+
+
+def _untold(now: datetime) -> ColumnElement[bool]:
+    """Nobody has told the customer about the order's current state, nor is telling them now."""
+    lease = col(OrderRow.notice_lease_until)
+    return and_(
+        col(OrderRow.notified_state).is_distinct_from(col(OrderRow.state)),
+        or_(lease.is_(None), lease < now),
+    )
+
+
+# ---------------------------------------------------------------- rows <-> core types
+
+
+def _order_row(order: Order, customer_id: int) -> OrderRow:
+    return OrderRow(
+        id=order.id,
+        customer_id=customer_id,
+        channel=order.key.channel.value,
+        chat_id=order.key.chat_id,
+        state=order.state.value,
+        payment_ref=order.payment_ref,
+        operation_id=order.operation_id,
+        failure=order.failure,
+        created_at=order.created_at,
+        updated_at=order.created_at,
+        **_purchase_columns(order.purchase),
+        **_checkout_columns(order.checkout),
+    )
+
+
+def _purchase_columns(purchase: Purchase) -> dict[str, Any]:
+    line, product = purchase.line, purchase.product
+    return {
+        "msisdn": line.msisdn,
+        "owner_name": line.owner_name,
+        "doc_type": line.doc_type.value,
+        "doc_number": line.doc_number,
+        "product_code": product.code,
+        "product_kind": product.kind.value,
+        "product_name": product.name,
+        "product_details": product.details,
+        "validity_days": product.validity_days,
+        "amount_cents": product.price_cents,
+    }
+
+
+def _checkout_columns(checkout: Checkout | None) -> dict[str, Any]:
+    if checkout is None:
+        return {}
+    return {
+        "checkout_session_id": checkout.session_id,
+        "checkout_url": checkout.url,
+        "checkout_expires_at": checkout.expires_at,
+    }
+
+
+def _order(row: OrderRow) -> Order:
+    return Order(
+        id=row.id,
+        key=ChatKey(Channel(row.channel), row.chat_id),
+        purchase=_purchase(row),
+        state=OrderState(row.state),
+        created_at=row.created_at,
+        checkout=_checkout(row),
+        payment_ref=row.payment_ref,
+        operation_id=row.operation_id,
+        failure=row.failure,
+    )
+
+
+def _purchase(row: OrderRow) -> Purchase:
+    product = Product(
+        code=row.product_code,
+        kind=ProductKind(row.product_kind),
+        name=row.product_name,
+        price_cents=row.amount_cents,
+        validity_days=row.validity_days,
+        details=row.product_details,
+    )
+    return Purchase(_line(row), product)
+
+
+def _line(row: SavedLineRow | OrderRow) -> Line:
+    return Line(row.msisdn, row.owner_name, DocType(row.doc_type), row.doc_number)
+
+
+def _checkout(row: OrderRow) -> Checkout | None:
+    session_id, url, expires_at = row.checkout_session_id, row.checkout_url, row.checkout_expires_at
+    if session_id is None or url is None or expires_at is None:
+        return None
+    return Checkout(session_id, url, expires_at)

@@ -1,0 +1,451 @@
+"""The SQL repositories against real SQLite: a file database, and ``:memory:`` where it is enough.
+
+Rows are checked with plain SQL where the stored form matters (money, what was created).
+Concurrency tests use a file, because ``:memory:`` is one shared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conversations.model import (
+    Channel,
+    ChatKey,
+    Checkout,
+    DocType,
+    Line,
+    Order,
+    OrderState,
+    Product,
+    ProductKind,
+    Purchase,
+)
+from conversations.ports import OrderChanges
+from conversations.session import Draft, Payment, Profile, Session, Step
+from storage.db import create_tables, make_engine, make_sessionmaker
+from storage.repositories import SqlConversationStore, SqlOrders
+
+S = OrderState
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+LIMA = timezone(timedelta(hours=-5))
+ON_FILE = pytest.mark.parametrize("url", ["file"], indirect=True)
+IN_MEMORY = pytest.mark.parametrize("url", ["memory"], indirect=True)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(params=["file", "memory"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "sqlite+aiosqlite:///:memory:"
+    return f"sqlite+aiosqlite:///{tmp_path / 'repositories.db'}"
+
+
+@pytest.fixture
+async def engine(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(url)
+    await create_tables(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def store(engine: AsyncEngine) -> SqlConversationStore:
+    return SqlConversationStore(make_sessionmaker(engine), clock=lambda: T0)
+
+
+@pytest.fixture
+def orders(engine: AsyncEngine) -> SqlOrders:
+    return SqlOrders(make_sessionmaker(engine))
+
+
+# ---------------------------------------------------------------- test data
+
+
+def a_key(chat_id: str = "1001", channel: Channel = Channel.TELEGRAM) -> ChatKey:
+    return ChatKey(channel, chat_id)
+
+
+def a_line(msisdn: str = "987654321", owner_name: str = "María Quispe") -> Line:
+    return Line(msisdn, owner_name, DocType.DNI, "45678912")
+
+
+def a_product(price_cents: int = 1000) -> Product:
+    return Product("saldo-10", ProductKind.CREDIT, "Recarga S/ 10", price_cents, 30, "Saldo")
+
+
+def a_checkout(expires_at: datetime = T0 + timedelta(minutes=30)) -> Checkout:
+    return Checkout("cs_test_1", "https://pay.test/cs_test_1", expires_at)
+
+
+def an_order(
+    order_id: str = "o1",
+    *,
+    state: OrderState = S.PAID,
+    key: ChatKey | None = None,
+    created_at: datetime = T0,
+    **fields: Any,
+) -> Order:
+    purchase = Purchase(a_line(), a_product())
+    return Order(order_id, key or a_key(), purchase, state, created_at, **fields)
+
+
+def a_session(step: Step) -> Session:
+    draft = Draft.of(a_line(), a_product())
+    return Session(step, draft, Payment(1000, "o1", "https://pay.test/cs_test_1"))
+
+
+async def seed(orders: SqlOrders, *given: Order) -> None:
+    for order in given:
+        await orders.add(order)
+
+
+async def a_known_customer(store: SqlConversationStore, orders: SqlOrders) -> Profile:
+    """Give the chat consent, two saved lines and a completed order; return the profile."""
+    first, second = a_line("987654321"), a_line("912345678", "José Huamán")
+    await store.record_consent(a_key(), version="2026-01", at=T0)
+    await store.remember_line(a_key(), first, at=T0)
+    await store.remember_line(a_key(), second, at=T0 + timedelta(minutes=1))
+    await orders.add(an_order(state=S.COMPLETED))
+    return Profile(consented=True, lines=(second, first), last=Purchase(first, a_product()))
+
+
+async def query(engine: AsyncEngine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    async with engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(text(sql), params)]
+
+
+def moving(
+    orders: SqlOrders, source: set[OrderState], target: OrderState, **kwargs: Any
+) -> Awaitable[bool]:
+    return orders.move("o1", from_=frozenset(source), to=target, at=T0, **kwargs)
+
+
+# ---------------------------------------------------------------- engine
+
+
+@ON_FILE
+async def test_file_database_uses_wal_busy_timeout_and_foreign_keys(engine: AsyncEngine):
+    pragmas = "SELECT * FROM pragma_journal_mode, pragma_busy_timeout, pragma_foreign_keys"
+
+    rows = await query(engine, pragmas)
+
+    assert rows == [("wal", 5000, 1)]
+
+
+# ---------------------------------------------------------------- conversation store
+
+
+async def test_unknown_chat_loads_a_fresh_session_and_creates_nothing(
+    store: SqlConversationStore, engine: AsyncEngine
+):
+    session = await store.load(a_key())
+
+    assert session == Session()
+    assert await query(engine, "SELECT count(*) FROM customers") == [(0,)]
+
+
+@pytest.mark.parametrize("step", list(Step))
+async def test_session_round_trips_with_the_profile(
+    store: SqlConversationStore, orders: SqlOrders, step: Step
+):
+    profile = await a_known_customer(store, orders)
+
+    await store.save(a_key(), a_session(step))
+    loaded = await store.load(a_key())
+
+    assert loaded == replace(a_session(step), profile=profile)
+
+
+async def test_saving_again_replaces_the_stored_state(store: SqlConversationStore):
+    await store.save(a_key(), a_session(Step.ASK_NAME))
+
+    await store.save(a_key(), Session(Step.IDLE))
+
+    assert (await store.load(a_key())).step is Step.IDLE
+
+
+async def test_saving_does_not_grant_consent(store: SqlConversationStore):
+    await store.save(a_key(), a_session(Step.CONSENT))
+
+    profile = (await store.load(a_key())).profile
+
+    assert profile == Profile(consented=False)
+
+
+async def test_remember_line_updates_owner_and_document_of_a_saved_number(
+    store: SqlConversationStore, engine: AsyncEngine
+):
+    await store.remember_line(a_key(), a_line(owner_name="Ana Díaz"), at=T0)
+    renamed = replace(
+        a_line(owner_name="Ana Díaz Rojas"), doc_type=DocType.CE, doc_number="001234567"
+    )
+
+    await store.remember_line(a_key(), renamed, at=T0 + timedelta(minutes=1))
+
+    assert (await store.load(a_key())).profile.lines == (renamed,)
+    assert await query(engine, "SELECT count(*) FROM saved_lines") == [(1,)]
+
+
+async def test_a_line_given_again_moves_to_the_front(store: SqlConversationStore):
+    first, second = a_line("987654321"), a_line("912345678")
+    await store.remember_line(a_key(), first, at=T0)
+    await store.remember_line(a_key(), second, at=T0 + timedelta(minutes=1))
+
+    await store.remember_line(a_key(), first, at=T0 + timedelta(minutes=2))
+
+    assert (await store.load(a_key())).profile.lines == (first, second)
+
+
+async def test_last_purchase_is_the_latest_completed_order(
+    store: SqlConversationStore, orders: SqlOrders
+):
+    older = replace(an_order("old", state=S.COMPLETED), purchase=Purchase(a_line(), a_product(500)))
+    pending = an_order("pending", state=S.PAID, created_at=T0 + timedelta(hours=2))
+    await seed(
+        orders,
+        older,
+        an_order("new", state=S.COMPLETED, created_at=T0 + timedelta(hours=1)),
+        pending,
+    )
+
+    last = (await store.load(a_key())).profile.last
+
+    assert last == Purchase(a_line(), a_product(1000))
+
+
+async def test_the_same_chat_id_on_two_channels_is_two_customers(store: SqlConversationStore):
+    await store.record_consent(a_key("7", Channel.TELEGRAM), version="2026-01", at=T0)
+
+    on_whatsapp = await store.load(a_key("7", Channel.WHATSAPP))
+
+    assert on_whatsapp.profile.consented is False
+
+
+# ---------------------------------------------------------------- orders
+
+
+async def test_an_added_order_reads_back_equal_with_times_in_utc(orders: SqlOrders):
+    order = an_order(
+        state=S.AWAITING_PAYMENT, created_at=T0.astimezone(LIMA), checkout=a_checkout()
+    )
+
+    await orders.add(order)
+    loaded = await orders.get(order.id)
+
+    assert loaded == order
+    assert loaded is not None and loaded.created_at.tzinfo is UTC
+
+
+async def test_an_unknown_order_is_none(orders: SqlOrders):
+    assert await orders.get("missing") is None
+
+
+async def test_amounts_are_stored_as_integer_centimos(orders: SqlOrders, engine: AsyncEngine):
+    await orders.add(an_order())
+
+    rows = await query(engine, "SELECT amount_cents, typeof(amount_cents), currency FROM orders")
+
+    assert rows == [(1000, "integer", "pen")]
+
+
+async def test_a_naive_datetime_is_refused(orders: SqlOrders):
+    with pytest.raises(StatementError, match="naive datetime"):
+        await orders.add(an_order(created_at=datetime(2026, 11, 25, 15, 0)))
+
+
+async def test_move_from_an_expected_state_sets_state_and_changes(orders: SqlOrders):
+    await orders.add(an_order(state=S.AWAITING_PAYMENT))
+    changes = OrderChanges(checkout=a_checkout(), payment_ref="pi_1")
+
+    moved = await moving(orders, {S.AWAITING_PAYMENT, S.EXPIRED}, S.PAID, changes=changes)
+
+    assert moved is True
+    assert await orders.get("o1") == an_order(
+        state=S.PAID, checkout=a_checkout(), payment_ref="pi_1"
+    )
+
+
+async def test_move_keeps_fields_the_changes_leave_unset(orders: SqlOrders):
+    await orders.add(an_order(state=S.TOPPING_UP, payment_ref="pi_1"))
+
+    await moving(orders, {S.TOPPING_UP}, S.COMPLETED, changes=OrderChanges(operation_id="op_9"))
+
+    assert await orders.get("o1") == an_order(
+        state=S.COMPLETED, payment_ref="pi_1", operation_id="op_9"
+    )
+
+
+async def test_move_from_another_state_returns_false_and_changes_nothing(orders: SqlOrders):
+    await orders.add(an_order(state=S.COMPLETED))
+
+    moved = await moving(orders, {S.PAID}, S.TOPPING_UP, changes=OrderChanges(failure="x"))
+
+    assert moved is False
+    assert await orders.get("o1") == an_order(state=S.COMPLETED)
+
+
+async def test_a_duplicate_event_is_refused_and_recorded_once(
+    orders: SqlOrders, engine: AsyncEngine
+):
+    await orders.add(an_order(state=S.AWAITING_PAYMENT))
+    await moving(orders, {S.AWAITING_PAYMENT}, S.PAID, event_id="evt_1")
+
+    again = await moving(orders, {S.PAID}, S.TOPPING_UP, event_id="evt_1")
+
+    assert again is False
+    assert (await orders.get("o1")) == an_order(state=S.PAID)
+    assert await query(engine, "SELECT event_id FROM processed_events") == [("evt_1",)]
+
+
+async def test_a_failed_move_does_not_record_its_event(orders: SqlOrders, engine: AsyncEngine):
+    await orders.add(an_order(state=S.PAID))
+
+    await moving(orders, {S.AWAITING_PAYMENT}, S.PAID, event_id="evt_1")
+
+    assert await query(engine, "SELECT count(*) FROM processed_events") == [(0,)]
+    assert await moving(orders, {S.PAID}, S.TOPPING_UP, event_id="evt_1") is True
+
+
+@ON_FILE
+async def test_of_twenty_concurrent_claims_on_a_paid_order_exactly_one_wins(orders: SqlOrders):
+    await orders.add(an_order(state=S.PAID))
+
+    results = await asyncio.gather(*(moving(orders, {S.PAID}, S.TOPPING_UP) for _ in range(20)))
+
+    assert results.count(True) == 1
+    assert (await orders.get("o1")) == an_order(state=S.TOPPING_UP)
+
+
+@ON_FILE
+async def test_fifty_concurrent_writers_are_neither_locked_out_nor_lost(
+    orders: SqlOrders, store: SqlConversationStore
+):
+    ids, keys = [f"o{n}" for n in range(25)], [a_key(f"chat-{n}") for n in range(25)]
+    await seed(orders, *(an_order(order_id, key=a_key(f"buyer-{order_id}")) for order_id in ids))
+    moves = [orders.move(i, from_=frozenset({S.PAID}), to=S.TOPPING_UP, at=T0) for i in ids]
+
+    results = await asyncio.gather(
+        *moves, *(store.save(key, a_session(Step.CONFIRM)) for key in keys)
+    )
+
+    assert results[:25] == [True] * 25
+    moved = [an_order(i, state=S.TOPPING_UP, key=a_key(f"buyer-{i}")) for i in ids]
+    assert [await orders.get(i) for i in ids] == moved
+    assert [(await store.load(key)).step for key in keys] == [Step.CONFIRM] * 25
+
+
+# ---------------------------------------------------------------- order work
+
+
+async def test_unfinished_returns_exactly_the_orders_to_push_on(orders: SqlOrders):
+    now, stale_before, second = T0, T0 - timedelta(minutes=2), timedelta(seconds=1)
+    await seed(
+        orders,
+        an_order("paid", state=S.PAID),
+        an_order("unknown", state=S.TOPUP_UNKNOWN),
+        an_order("failed", state=S.TOPUP_FAILED),
+        an_order("stuck", state=S.TOPPING_UP, created_at=stale_before - second),
+        an_order("just-stale", state=S.TOPPING_UP, created_at=stale_before),
+        an_order("lapsed", state=S.AWAITING_PAYMENT, checkout=a_checkout(now - second)),
+        an_order("lapsing-now", state=S.AWAITING_PAYMENT, checkout=a_checkout(now)),
+        an_order("open", state=S.AWAITING_PAYMENT, checkout=a_checkout()),
+        an_order("untold", state=S.COMPLETED),
+        an_order("told", state=S.REFUNDED),
+        an_order("lease-over", state=S.EXPIRED),
+        an_order("lease-held", state=S.COMPLETED),
+        an_order("told-before", state=S.COMPLETED),
+        an_order("cancelled", state=S.CANCELLED),
+        an_order("flagged", state=S.FLAGGED),
+    )
+    await orders.notice_sent("told", S.REFUNDED)
+    await orders.claim_notice("lease-over", S.EXPIRED, until=now - second, now=now - second * 9)
+    await orders.claim_notice("lease-held", S.COMPLETED, until=now, now=now - second * 9)
+    await orders.notice_sent("told-before", S.EXPIRED)
+
+    found = await orders.unfinished(now=now, stale_before=stale_before)
+
+    expected = {
+        "paid",
+        "unknown",
+        "failed",
+        "stuck",
+        "lapsed",
+        "untold",
+        "lease-over",
+        "told-before",
+    }
+    assert {order.id for order in found} == expected
+
+
+async def test_unfinished_lists_the_oldest_first(orders: SqlOrders):
+    created = {"b": T0, "c": T0 + timedelta(minutes=1), "a": T0 - timedelta(minutes=1)}
+    await seed(orders, *(an_order(order_id, created_at=at) for order_id, at in created.items()))
+
+    found = await orders.unfinished(now=T0, stale_before=T0)
+
+    assert [order.id for order in found] == ["a", "b", "c"]
+
+
+@IN_MEMORY
+async def test_unfinished_returns_at_most_five_hundred(orders: SqlOrders):
+    await seed(orders, *(an_order(f"o{n:03}") for n in range(501)))
+
+    found = await orders.unfinished(now=T0, stale_before=T0)
+
+    assert len(found) == 500
+
+
+async def test_a_notice_is_claimed_once_until_its_lease_ends(orders: SqlOrders):
+    await orders.add(an_order(state=S.COMPLETED))
+    lease_end = T0 + timedelta(minutes=5)
+    await orders.claim_notice("o1", S.COMPLETED, until=lease_end, now=T0)
+
+    during = await orders.claim_notice("o1", S.COMPLETED, until=lease_end, now=T0)
+    after = await orders.claim_notice(
+        "o1", S.COMPLETED, until=lease_end, now=lease_end + timedelta(seconds=1)
+    )
+
+    assert (during, after) == (False, True)
+
+
+async def test_a_sent_notice_is_not_claimed_again(orders: SqlOrders):
+    await orders.add(an_order(state=S.COMPLETED))
+    await orders.claim_notice("o1", S.COMPLETED, until=T0 + timedelta(minutes=5), now=T0)
+
+    await orders.notice_sent("o1", S.COMPLETED)
+
+    assert (
+        await orders.claim_notice("o1", S.COMPLETED, until=T0, now=T0 + timedelta(hours=1)) is False
+    )
+
+
+async def test_a_notice_for_a_state_the_order_is_not_in_is_refused(orders: SqlOrders):
+    await orders.add(an_order(state=S.REFUNDED))
+
+    claimed = await orders.claim_notice("o1", S.COMPLETED, until=T0 + timedelta(minutes=5), now=T0)
+
+    assert claimed is False
+
+
+@ON_FILE
+async def test_of_concurrent_notice_claims_exactly_one_wins(orders: SqlOrders):
+    await orders.add(an_order(state=S.COMPLETED))
+    until = T0 + timedelta(minutes=5)
+
+    results = await asyncio.gather(
+        *(orders.claim_notice("o1", S.COMPLETED, until=until, now=T0) for _ in range(20))
+    )
+
+    assert results.count(True) == 1
