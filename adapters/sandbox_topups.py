@@ -1,0 +1,81 @@
+"""SandboxTopUps: a simulated top-up provider with scripted endings, for demos and tests.
+
+It implements the core's ``TopUps`` port in memory, behaving like Reloadly where it matters:
+the order id is a single-use identifier, and after an unknown outcome only ``status()`` tells
+what happened. Which ending a top-up gets is chosen by the last four digits of the number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+
+from conversations.errors import FailureKind, TopUpRejected, TopUpUnknown
+from conversations.machine import Verdict
+from conversations.masking import mask_msisdn
+from conversations.model import Order
+from conversations.ports import TopUpState, TopUpStatus
+
+logger = logging.getLogger(__name__)
+
+NOT_CLARO = "9999"
+FAILS_FOR_GOOD = "0000"
+TIMES_OUT = "0001"
+WALLET_EMPTY = "0002"
+
+
+class SandboxTopUps:
+    """A top-up provider in memory (implements ``TopUps``); the number's last four digits script it.
+
+    - ``…9999``: not a Claro line (``operator_of`` says OTHER); every other number is Claro.
+    - ``…0000``: refused for good, ``TopUpRejected('INVALID_RECIPIENT_PHONE', PERMANENT)``;
+      nothing credited, and ``status()`` then reports FAILED.
+    - ``…0001``: the line is credited but the answer "times out" (``TopUpUnknown``);
+      ``status()`` then reports SUCCESSFUL with the operation id.
+    - ``…0002``: our wallet is empty, ``TopUpRejected('INSUFFICIENT_BALANCE', PRECONDITION)``;
+      nothing credited and the order id stays unused, so the same order may be sent again.
+    - anything else: credited at once; ``send()`` returns an 8-digit operation id derived from
+      the order id (stable across restarts, unlike a counter).
+
+    Sending an order id already used raises ``TopUpUnknown`` and credits nothing, like
+    Reloadly's ``CUSTOM_IDENTIFIER_ALREADY_USED`` (which means: ask the status).
+    ``posts`` counts ``send()`` calls per order id; ``balances`` sums céntimos per number.
+    """
+
+    def __init__(self) -> None:
+        self.posts: Counter[str] = Counter()
+        self.balances: dict[str, int] = {}
+        self._outcomes: dict[str, TopUpStatus] = {}
+
+    async def operator_of(self, msisdn: str) -> Verdict:
+        """Say whether the number is a Claro line."""
+        return Verdict.OTHER if msisdn.endswith(NOT_CLARO) else Verdict.CLARO
+
+    async def send(self, order: Order) -> str:
+        """Top up the order's line with its id as the single-use identifier."""
+        self.posts[order.id] += 1
+        msisdn = order.purchase.line.msisdn
+        logger.info("sandbox top-up of order=%s to %s", order.id, mask_msisdn(msisdn))
+        if order.id in self._outcomes:
+            raise TopUpUnknown(f"identifier {order.id} already used")
+        if msisdn.endswith(WALLET_EMPTY):
+            raise TopUpRejected("INSUFFICIENT_BALANCE", FailureKind.PRECONDITION)
+        if msisdn.endswith(FAILS_FOR_GOOD):
+            self._outcomes[order.id] = TopUpStatus(TopUpState.FAILED)
+            raise TopUpRejected("INVALID_RECIPIENT_PHONE", FailureKind.PERMANENT)
+        operation_id = self._credit(order)
+        if msisdn.endswith(TIMES_OUT):
+            raise TopUpUnknown("the provider did not answer in time")
+        return operation_id
+
+    async def status(self, order_id: str) -> TopUpStatus:
+        """Report what became of the top-up sent with this order id."""
+        return self._outcomes.get(order_id, TopUpStatus(TopUpState.NOT_FOUND))
+
+    def _credit(self, order: Order) -> str:
+        msisdn = order.purchase.line.msisdn
+        operation_id = f"{int(hashlib.sha256(order.id.encode()).hexdigest(), 16) % 10**8:08d}"
+        self.balances[msisdn] = self.balances.get(msisdn, 0) + order.amount_cents
+        self._outcomes[order.id] = TopUpStatus(TopUpState.SUCCESSFUL, operation_id)
+        return operation_id
