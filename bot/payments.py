@@ -1,0 +1,43 @@
+"""POST /payments/stripe/webhook: verify the raw body, record the event, wake the worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import stripe
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from adapters.stripe_events import payment_event
+from conversations.model import PaymentEvent
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+def stripe_webhook(
+    *, secret: str, record: Callable[[PaymentEvent], Awaitable[None]], kick: Callable[[], None]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the webhook endpoint; nothing is parsed or written before the signature holds."""
+
+    async def endpoint(request: Request) -> Response:
+        payload = await request.body()
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, request.headers.get("stripe-signature"), secret,
+                tolerance=SIGNATURE_TOLERANCE_SECONDS,
+            )  # fmt: skip
+            data = json.loads(payload)
+        except (stripe.SignatureVerificationError, ValueError):
+            return JSONResponse({"error": "invalid signature or body"}, status_code=400)
+        event = payment_event(data)
+        if event is not None:
+            logger.info("stripe event %s (%s) order=%s", event.event_id, event.kind, event.order_id)
+            await record(event)
+            kick()
+        return JSONResponse({"received": True})
+
+    return endpoint
