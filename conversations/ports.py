@@ -121,3 +121,32 @@ class TopUps(Protocol):
 
 class Messenger(Protocol):
     async def send(self, key: ChatKey, reply: Reply) -> None: ...
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How the bot may reach a customer on their channel."""
+
+    last_inbound_at: datetime | None = None
+    unreachable: bool = False  # the customer blocked the bot (Telegram 403)
+    opted_out: bool = False  # the customer said BAJA / STOP (or Twilio answered 21610)
+
+
+class Contacts(Protocol):
+    async def first_delivery(self, key: ChatKey, message_id: str, *, at: datetime) -> bool:
+        """Note an inbound message; False if this provider message id was already seen.
+
+        A first delivery also marks the customer heard from at ``at`` and reachable again.
+        """
+
+    async def contact(self, key: ChatKey) -> Contact: ...
+
+    async def mark(
+        self,
+        key: ChatKey,
+        *,
+        at: datetime,
+        unreachable: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> None:
+        """Set the flags given (None leaves a flag as it is)."""

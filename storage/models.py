@@ -44,6 +44,19 @@ class CustomerRow(SQLModel, table=True):
     consented_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
     last_seen_at: datetime = Field(sa_type=UtcDateTime)
+    last_inbound_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    unreachable_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    opted_out_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class InboundMessageRow(SQLModel, table=True):
+    """Provider message ids already handled (Telegram update_id, Twilio MessageSid)."""
+
+    __tablename__ = "inbound_messages"
+
+    channel: str = Field(primary_key=True)
+    message_id: str = Field(primary_key=True)
+    received_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class SavedLineRow(SQLModel, table=True):

@@ -34,9 +34,16 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.ports import OrderChanges
+from conversations.ports import Contact, OrderChanges
 from conversations.session import Profile, Session, dump_session, load_session
-from storage.models import ConversationRow, CustomerRow, OrderRow, ProcessedEventRow, SavedLineRow
+from storage.models import (
+    ConversationRow,
+    CustomerRow,
+    InboundMessageRow,
+    OrderRow,
+    ProcessedEventRow,
+    SavedLineRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +181,53 @@ class SqlOrders:
             changed = (await db.exec(stmt)).rowcount
             await db.commit()
         return changed
+
+
+@dataclass
+class SqlContacts:
+    """Inbound message dedupe and each customer's reachability (implements ``Contacts``)."""
+
+    sessions: Sessions
+
+    async def first_delivery(self, key: ChatKey, message_id: str, *, at: datetime) -> bool:
+        """Record the inbound message id; False, changing nothing, if it was seen before."""
+        async with self.sessions() as db:
+            db.add(
+                InboundMessageRow(channel=key.channel.value, message_id=message_id, received_at=at)
+            )
+            try:
+                await db.flush()
+            except IntegrityError:
+                await db.rollback()
+                return False
+            await _customer_id(db, key, at=at, last_inbound_at=at, unreachable_at=None)
+            await db.commit()
+        return True
+
+    async def contact(self, key: ChatKey) -> Contact:
+        """How the customer may be reached; an unknown chat has never written."""
+        async with self.sessions() as db:
+            row = await _find_customer(db, key)
+        if row is None:
+            return Contact()
+        return Contact(
+            row.last_inbound_at, row.unreachable_at is not None, row.opted_out_at is not None
+        )
+
+    async def mark(
+        self,
+        key: ChatKey,
+        *,
+        at: datetime,
+        unreachable: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> None:
+        """Set or clear the unreachable and opted-out flags given."""
+        flags = {"unreachable_at": unreachable, "opted_out_at": opted_out}
+        values = {name: at if on else None for name, on in flags.items() if on is not None}
+        async with self.sessions() as db:
+            await _customer_id(db, key, at=at, **values)
+            await db.commit()
 
 
 # ---------------------------------------------------------------- statements
