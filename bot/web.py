@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from html import escape
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from conversations.errors import PaymentProviderError
+
+logger = logging.getLogger(__name__)
 
 _PAGE = """<!doctype html><html lang="es"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
@@ -23,9 +29,24 @@ async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def payment_done(_: Request) -> Response:
-    """Land the customer after paying; the chat confirms the top-up, so no order data shows."""
-    return page("¡Gracias!", "Recibimos tu pago. Vuelve al chat: ahí te confirmamos tu recarga.")
+THANKS = "Recibimos tu pago. Vuelve al chat: ahí te confirmamos tu recarga."
+
+
+def payment_done(
+    fulfil_checkout: Callable[[str], Awaitable[None]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the page customers land on after paying; it fulfils the order if the webhook lags."""
+
+    async def endpoint(request: Request) -> Response:
+        """Check the order's own checkout (never a session id from the URL), then thank."""
+        try:
+            await fulfil_checkout(request.path_params["order_id"])
+        except PaymentProviderError:
+            logger.warning("success page could not check the checkout", exc_info=True)
+        # The same page whatever the order: the chat confirms, and nothing leaks about others.
+        return page("¡Gracias!", THANKS)
+
+    return endpoint
 
 
 async def payment_cancelled(_: Request) -> Response:

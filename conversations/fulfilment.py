@@ -3,18 +3,31 @@
 Every step is a conditional state change of the order (``Orders.move``), so running any of them
 twice, concurrently, or again after a crash does nothing new. ``resume()`` is the one pass that
 pushes every unfinished order on; it runs at start-up, after each webhook and periodically.
+
+A refused top-up is sorted by kind: transient refusals are sent again with the same identifier
+after a growing, bounded backoff; a precondition on our side (an empty wallet) holds the paid order
+and alerts the operators until a deadline, then refunds it; a permanent refusal refunds at once.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from conversations.errors import FailureKind, PaymentProviderError, TopUpRejected, TopUpUnknown
+from conversations.errors import (
+    DeliveryFailed,
+    FailureKind,
+    NotDeliverableNow,
+    PaymentProviderError,
+    TopUpRejected,
+    TopUpUnknown,
+)
 from conversations.model import SETTLED_STATES, Order, OrderState, PaymentEvent, PaymentEventKind
 from conversations.ports import (
+    Alerts,
     CheckoutView,
     OrderChanges,
     Orders,
@@ -31,6 +44,21 @@ PAYABLE = frozenset({S.AWAITING_PAYMENT, S.CANCELLED, S.EXPIRED})
 IN_FLIGHT = frozenset({S.TOPPING_UP, S.TOPUP_UNKNOWN})
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on sending a refused top-up again, in attempts and in time."""
+
+    max_attempts: int = 4
+    first_delay: timedelta = timedelta(seconds=30)
+    hold_retry: timedelta = timedelta(minutes=10)
+    hold_deadline: timedelta = timedelta(hours=2)
+
+    def delay(self, order_id: str, attempt: int) -> timedelta:
+        """Exponential backoff with a jitter below half a step, so the gaps always grow."""
+        jitter = random.Random(f"{order_id}:{attempt}").random() / 2  # repeatable per order
+        return self.first_delay * (2 ** (attempt - 1)) * (1 + jitter)
+
+
 @dataclass
 class Fulfilment:
     orders: Orders
@@ -39,6 +67,8 @@ class Fulfilment:
     topups: TopUps
     tell: Callable[[Order], Awaitable[None]]
     clock: Callable[[], datetime]
+    alerts: Alerts
+    retry: RetryPolicy = RetryPolicy()
     stale_after: timedelta = timedelta(minutes=2)
     notice_lease: timedelta = timedelta(minutes=5)
 
@@ -48,11 +78,22 @@ class Fulfilment:
         if order is None or order.checkout is None or order.checkout.session_id != event.session_id:
             logger.warning("payment event %s for an unknown order, ignored", event.event_id)
             return
-        if event.kind in (PaymentEventKind.COMPLETED, PaymentEventKind.ASYNC_SUCCEEDED):
-            view = await self.payments.retrieve(event.session_id)
+        # Events arrive in any order: act on the session as it is now, not on the event's type.
+        view = await self.payments.retrieve(event.session_id)
+        if view.paid:
             await self._paid(order, view, event.event_id)
-        else:
+        elif event.kind in (PaymentEventKind.EXPIRED, PaymentEventKind.ASYNC_FAILED):
             await self._move(order, {S.AWAITING_PAYMENT}, S.EXPIRED, event_id=event.event_id)
+
+    async def fulfil_checkout(self, order_id: str) -> None:
+        """Check the order's own checkout with the gateway and top up if it is paid (idempotent)."""
+        order = await self.orders.get(order_id)
+        if order is None or order.checkout is None or order.state not in PAYABLE:
+            return
+        view = await self.payments.retrieve(order.checkout.session_id)
+        if view.paid:
+            await self._paid(order, view, None)
+            await self.fulfil(order.id)
 
     async def _paid(self, order: Order, view: CheckoutView, event_id: str | None) -> None:
         if not view.paid:
@@ -62,8 +103,9 @@ class Fulfilment:
             order.amount_cents,
             "pen",
         ):
-            logger.error("ALERT payment mismatch on order=%s: flagged, not topped up", order.id)
-            await self._move(order, PAYABLE, S.FLAGGED, OrderChanges(failure="mismatch"), event_id)
+            changes = OrderChanges(failure="mismatch")
+            if await self._move(order, PAYABLE, S.FLAGGED, changes, event_id):
+                await self.alerts.alert("payment does not match the order", order_id=order.id)
             return
         await self._move(
             order, PAYABLE, S.PAID, OrderChanges(payment_ref=view.payment_ref), event_id
@@ -85,6 +127,8 @@ class Fulfilment:
             await self._settle_from_status(order)
         elif order.state is S.TOPUP_FAILED:
             await self.refund(order.id)
+        elif order.state is S.HELD:
+            await self._held(order)
         elif order.state is S.AWAITING_PAYMENT:
             await self._close_expired(order)
         elif order.state in SETTLED_STATES:
@@ -121,9 +165,33 @@ class Fulfilment:
             )
             await self.refund(order.id)
             return
-        # Transient or our own precondition (empty wallet): retried on a later pass, same id.
-        logger.error("ALERT top-up of order=%s refused (%s): will retry", order.id, rejected.code)
-        await self._move(order, {S.TOPPING_UP}, S.PAID, OrderChanges(failure=rejected.code))
+        attempt = order.attempts + 1
+        if rejected.kind is FailureKind.TRANSIENT and attempt < self.retry.max_attempts:
+            logger.warning("top-up of order=%s refused (%s): retry later", order.id, rejected.code)
+            later = self.clock() + self.retry.delay(order.id, attempt)
+            changes = OrderChanges(failure=rejected.code, attempts=attempt, next_attempt_at=later)
+            await self._move(order, {S.TOPPING_UP}, S.PAID, changes)
+            return
+        await self._hold(order, rejected.code, attempt)
+
+    async def _hold(self, order: Order, code: str, attempt: int) -> None:
+        """Keep the paid order, try again now and then, and refund it after the deadline."""
+        now = self.clock()
+        changes = OrderChanges(
+            failure=code, attempts=attempt, next_attempt_at=now + self.retry.hold_retry,
+            refund_after=now + self.retry.hold_deadline,
+        )  # fmt: skip
+        if await self._move(order, {S.TOPPING_UP}, S.HELD, changes) and order.refund_after is None:
+            await self.alerts.alert(f"top-up held: provider refused ({code})", order_id=order.id)
+
+    async def _held(self, order: Order) -> None:
+        now = self.clock()
+        if order.refund_after is not None and order.refund_after <= now:
+            if await self._move(order, {S.HELD}, S.TOPUP_FAILED):
+                await self.alerts.alert("held top-up past its deadline", order_id=order.id)
+            await self.refund(order.id)
+        elif await self._move(order, {S.HELD}, S.TOPPING_UP):
+            await self._send_top_up(order)
 
     async def _settle_from_status(self, order: Order) -> None:
         status = await self.topups.status(order.id)
@@ -175,7 +243,12 @@ class Fulfilment:
             order.id, order.state, until=now + self.notice_lease, now=now
         ):
             return
-        await self.tell(order)
+        try:
+            await self.tell(order)
+        except (NotDeliverableNow, DeliveryFailed) as undelivered:
+            # The lease runs out and a later pass tells them (e.g. once they write on WhatsApp).
+            logger.info("order=%s not told yet: %s", order.id, type(undelivered).__name__)
+            return
         await self.work.notice_sent(order.id, order.state)
 
     async def _move(

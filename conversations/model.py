@@ -71,6 +71,7 @@ class OrderState(StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     FLAGGED = "flagged"
+    HELD = "held"  # paid; the provider refused for a reason on our side: retry, then refund
 
 
 # States the customer is told about once the order reaches them.
@@ -97,6 +98,9 @@ class Order:
     payment_ref: str | None = None
     operation_id: str | None = None
     failure: str | None = None
+    attempts: int = 0  # top-up attempts refused so far (transient or held)
+    next_attempt_at: datetime | None = None  # no top-up is sent before this
+    refund_after: datetime | None = None  # a held order is refunded from this time on
 
     @property
     def amount_cents(self) -> int:
