@@ -1,0 +1,109 @@
+"""Telegram rendering of the core's replies, and Telegram's refusals translated at this border.
+
+Options become an inline keyboard (one button per row: labels are long), the payment link a URL
+button. Telegram caps a message at 4,096 characters and ``callback_data`` at 64 bytes, so long
+texts are split (the keyboard rides on the last part) and an over-long option id is sent as its
+position in the list, which the core resolves like a typed number.
+
+A 403 means the customer blocked the bot: the chat is marked unreachable, nothing is retried and
+nothing more is sent to it until the customer writes again. Flood control (429) is the rate
+limiter's job, below this class: it waits ``retry_after`` and sends once more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
+from telegram.error import Forbidden
+
+from conversations.masking import mask_chat
+from conversations.messages import Option, Reply
+from conversations.model import ChatKey
+from conversations.ports import Contacts
+
+logger = logging.getLogger(__name__)
+
+POSITION_PREFIX = "#"  # callback_data "#3": the third option, for ids longer than 64 bytes
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class TelegramMessenger:
+    """A Messenger that sends through a PTB ``Bot`` (the Application's, rate limited)."""
+
+    def __init__(self, bot: Bot, contacts: Contacts, clock: Callable[[], datetime]) -> None:
+        self._bot = bot
+        self._contacts = contacts
+        self._clock = clock
+
+    async def send(self, key: ChatKey, reply: Reply) -> None:
+        """Send the reply in as many messages as it needs; give up quietly on a blocked chat."""
+        if (await self._contacts.contact(key)).unreachable:
+            logger.info("chat %s blocked the bot: reply not sent", mask_chat(key))
+            return
+        try:
+            for text, markup in render(reply):
+                await self._bot.send_message(int(key.chat_id), text, reply_markup=markup)
+        except Forbidden:
+            logger.warning("chat %s blocked the bot: marked unreachable", mask_chat(key))
+            await self._contacts.mark(key, unreachable=True, at=self._clock())
+
+
+def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+    """Turn a reply into (text, keyboard) messages, the keyboard on the last one."""
+    text = reply.text
+    rows = [[InlineKeyboardButton(o.label, callback_data=callback_data(o, i))]
+            for i, o in enumerate(reply.options, start=1)]  # fmt: skip
+    if reply.link and _button_url_allowed(reply.link.url):
+        rows.append([InlineKeyboardButton(reply.link.label, url=reply.link.url)])
+    elif reply.link:
+        text = f"{text}\n{reply.link.url}"  # Telegram refuses local addresses in buttons
+    chunks = split_text(text)
+    markup = InlineKeyboardMarkup(rows) if rows else None
+    return [(chunk, markup if last else None) for last, chunk in _mark_last(chunks)]
+
+
+def callback_data(option: Option, position: int) -> str:
+    """The option id, or its position when the id does not fit Telegram's 64 bytes."""
+    if len(option.id.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:
+        return option.id
+    return f"{POSITION_PREFIX}{position}"
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cut text into parts Telegram accepts, at a line break or a space where possible."""
+    parts: list[str] = []
+    while _units(text) > limit:
+        fit = _longest_prefix(text, limit)
+        cut = max(text.rfind("\n", 0, fit + 1), text.rfind(" ", 0, fit + 1))
+        cut = cut if cut > 0 else fit
+        parts.append(text[:cut])
+        text = text[cut:].lstrip("\n ")
+    return [*parts, text]
+
+
+def _units(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji may count two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _longest_prefix(text: str, limit: int) -> int:
+    used = 0
+    for index, char in enumerate(text):
+        used += _units(char)
+        if used > limit:
+            return index
+    return len(text)
+
+
+def _mark_last(chunks: list[str]) -> list[tuple[bool, str]]:
+    return [(i == len(chunks) - 1, chunk) for i, chunk in enumerate(chunks)]
+
+
+def _button_url_allowed(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and parts.hostname not in _LOCAL_HOSTS

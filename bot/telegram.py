@@ -1,0 +1,296 @@
+"""The Telegram edge: PTB is the transport, the conversation core decides everything.
+
+Handlers only translate updates into core events (``Text``, ``Choice``) and hand them to
+``ChatService.handle``; there is no ``ConversationHandler`` because the flow and its state live
+in ``conversations/`` and the database, shared with the other channels and the payment webhooks.
+
+Ordering: updates of different chats run concurrently; updates of one chat run one at a time, in
+the order they arrived (``PerChatUpdateProcessor``). Telegram repeats deliveries, so every update
+first passes ``first_delivery``, which records its ``update_id`` and drops a repeat.
+
+In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
+checks the secret header and queues the update. Without a public URL it long-polls instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from telegram import BotCommand, CallbackQuery, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from adapters.telegram_messenger import POSITION_PREFIX
+from conversations.catalog import soles
+from conversations.machine import Choice, Event, Text
+from conversations.masking import mask_chat
+from conversations.messages import LIMA, Reply
+from conversations.model import Channel, ChatKey
+from conversations.ports import Contacts, Messenger
+from conversations.service import ChatService, KeyedLocks
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from storage.repositories import OrderStats
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+UPDATE_TYPES = [Update.MESSAGE, Update.CALLBACK_QUERY]  # all the handlers below consume
+MAX_CONCURRENT_UPDATES = 256
+SEND_RETRIES = 3  # a reply refused with 429 is sent again after retry_after, at most this often
+COMMANDS = [
+    BotCommand("recargar", "Hacer una recarga Claro"),
+    BotCommand("misrecargas", "Ver mis últimas recargas"),
+    BotCommand("cancelar", "Cancelar la operación en curso"),
+    BotCommand("ayuda", "Cómo funciona RecargaBot"),
+]
+NOT_ADMIN = "Lo siento, ese comando es solo para administradores."
+
+Context = ContextTypes.DEFAULT_TYPE
+StatsReader = Callable[..., Awaitable["OrderStats"]]
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Process different chats concurrently and one chat's updates in arrival order."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks = KeyedLocks()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        # Tasks start in arrival order and asyncio locks are FIFO, so order is kept per chat.
+        key = chat_key(update)
+        if key is None:
+            await coroutine
+            return
+        async with self._locks.hold(key):
+            await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to allocate: locks are made per chat on demand."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+
+def chat_key(update: object) -> ChatKey | None:
+    """The conversation an update belongs to, if it has a chat."""
+    chat = update.effective_chat if isinstance(update, Update) else None
+    return ChatKey(Channel.TELEGRAM, str(chat.id)) if chat else None
+
+
+def telegram_application(settings: Settings) -> Application:
+    """Build the PTB Application: rate limited, concurrent, Updater only when polling."""
+    token = settings.telegram_bot_token
+    assert token is not None, "only built when TELEGRAM_BOT_TOKEN is set"
+    # Opt in to PTB's timedelta retry_after now: otherwise every 429 raises a deprecation warning.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    builder = (
+        ApplicationBuilder()
+        .token(token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .concurrent_updates(PerChatUpdateProcessor(MAX_CONCURRENT_UPDATES))
+        .connection_pool_size(MAX_CONCURRENT_UPDATES // 2)
+        .pool_timeout(10)
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.telegram_max_messages_per_second,
+                max_retries=SEND_RETRIES,
+            )
+        )
+    )
+    if settings.public_base_url:
+        builder = builder.updater(None)
+    return builder.build()
+
+
+@dataclass
+class TelegramHandlers:
+    """The update handlers: each translates one kind of update into a core event."""
+
+    chat: ChatService
+    contacts: Contacts
+    messenger: Messenger
+    stats_of: StatsReader
+    admins: frozenset[int]
+    clock: Callable[[], datetime]
+
+    def register(self, application: Application) -> None:
+        """Add the handlers; the duplicate filter runs first, in its own group."""
+        application.add_handler(TypeHandler(Update, self.first_delivery), group=-1)
+        application.add_handler(CommandHandler("stats", self.stats))
+        application.add_handler(CallbackQueryHandler(self.button))
+        application.add_handler(MessageHandler(filters.TEXT, self.text))
+        application.add_handler(MessageHandler(~filters.TEXT, self.other))
+        application.add_error_handler(self.error)
+
+    async def first_delivery(self, update: Update, _: Context) -> None:
+        """Stop a repeated update_id (or one without a chat) before any handler sees it."""
+        key = chat_key(update)
+        if key is None:
+            await _answer(update.callback_query)
+            raise ApplicationHandlerStop
+        if not await self.contacts.first_delivery(key, str(update.update_id), at=self.clock()):
+            logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
+            raise ApplicationHandlerStop
+
+    async def text(self, update: Update, _: Context) -> None:
+        """Forward a Telegram text message (commands included) to the conversation core."""
+        message = update.effective_message
+        await self._handle(update, Text((message.text if message else None) or ""))
+
+    async def other(self, update: Update, _: Context) -> None:
+        """Forward a photo, sticker or other non-text message as empty text: the core re-asks."""
+        await self._handle(update, Text(""))
+
+    async def button(self, update: Update, _: Context) -> None:
+        """Answer the button press at once, then forward the chosen option to the core."""
+        query = update.callback_query
+        assert query is not None, "CallbackQueryHandler only passes callback queries"
+        await _answer(query)
+        await self._handle(update, choice_of(query.data or ""))
+
+    async def stats(self, update: Update, _: Context) -> None:
+        """Show today's order figures to an admin; politely refuse anyone else."""
+        key, user = chat_key(update), update.effective_user
+        assert key is not None, "first_delivery stops updates without a chat"
+        if user is None or user.id not in self.admins:
+            who = mask_chat(ChatKey(Channel.TELEGRAM, str(user.id if user else "")))
+            logger.warning("refused /stats from user %s", who)
+            await self.messenger.send(key, Reply(NOT_ADMIN))
+            return
+        start = datetime.combine(self.clock().astimezone(LIMA).date(), time(0), LIMA)
+        stats = await self.stats_of(start=start, end=start + timedelta(days=1))
+        await self.messenger.send(key, Reply(stats_text(start, stats)))
+
+    async def error(self, update: object, context: Context) -> None:
+        """Log an update that failed; the update loop carries on with the next one."""
+        key = chat_key(update)
+        where = mask_chat(key) if key else "no chat"
+        logger.error("telegram update failed (%s)", where, exc_info=context.error)
+
+    async def _handle(self, update: Update, event: Event) -> None:
+        key = chat_key(update)
+        assert key is not None, "first_delivery stops updates without a chat"
+        await self.chat.handle(key, event)
+
+
+def choice_of(data: str) -> Event:
+    """A pressed button's event: its option id, or its position typed as a number."""
+    if data.startswith(POSITION_PREFIX):
+        return Text(data.removeprefix(POSITION_PREFIX))
+    return Choice(data)
+
+
+async def _answer(query: CallbackQuery | None) -> None:
+    """Stop the button's spinner; an answer that comes too late is not worth failing over."""
+    if query is None:
+        return
+    try:
+        await query.answer()
+    except TelegramError as error:
+        logger.warning("could not answer a button press: %s", error)
+
+
+def stats_text(day_start: datetime, stats: OrderStats) -> str:
+    """Today's figures for the operators, in Spanish."""
+    return (
+        f"📊 Hoy {day_start:%d/%m/%Y} (hora de Lima)\n"
+        f"Pedidos: {stats.orders}\n"
+        f"Completados: {stats.completed}\n"
+        f"Ventas: {soles(stats.sales_cents)}\n"
+        f"Fallidos: {stats.failures}\n"
+        f"Pendientes ahora: {stats.pending}"
+    )
+
+
+@dataclass
+class TelegramChannel:
+    """The running side: start and stop the Application, by webhook or by long polling."""
+
+    application: Application
+    webhook_url: str | None
+    secret: str | None
+
+    async def start(self) -> None:
+        """Connect (getMe), announce the commands, then take updates by webhook or polling."""
+        app = self.application
+        await app.initialize()
+        await app.bot.set_my_commands(COMMANDS)
+        if self.webhook_url:
+            await app.bot.set_webhook(
+                self.webhook_url, secret_token=self.secret, allowed_updates=UPDATE_TYPES
+            )
+        await app.start()
+        if app.updater:
+            await app.updater.start_polling(allowed_updates=UPDATE_TYPES)
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish the ones in hand, and close the HTTP pools."""
+        app = self.application
+        if app.updater and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+
+def telegram_webhook(
+    application: Application, secret: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the route Telegram posts updates to."""
+
+    async def endpoint(request: Request) -> Response:
+        """Check the secret header in constant time, queue the update and answer at once."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            logger.warning("telegram webhook with a missing or wrong secret token")
+            return Response(status_code=403)
+        try:
+            update = Update.de_json(await request.json(), application.bot)
+        except (ValueError, KeyError, TypeError):
+            return Response(status_code=400)
+        await application.update_queue.put(update)
+        return Response()
+
+    return endpoint
+
+
+def telegram_channel(
+    application: Application, settings: Settings, handlers: TelegramHandlers
+) -> tuple[TelegramChannel, list[Route]]:
+    """Register the handlers; add the webhook route when a public URL can receive it."""
+    handlers.register(application)
+    secret = settings.telegram_webhook_secret
+    if not (settings.public_base_url and secret):
+        return TelegramChannel(application, webhook_url=None, secret=None), []
+    route = Route(
+        WEBHOOK_PATH, telegram_webhook(application, secret.get_secret_value()), methods=["POST"]
+    )
+    channel = TelegramChannel(
+        application, webhook_url=settings.base_url + WEBHOOK_PATH, secret=secret.get_secret_value()
+    )
+    return channel, [route]

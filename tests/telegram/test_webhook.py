@@ -1,0 +1,127 @@
+"""The Telegram channel over its webhook: the real PTB client against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.telegram.conftest import ADMIN_ID
+from tests.telegram.user import button_update, buttons, link_url, message_update
+
+
+async def test_start_sets_the_webhook_with_its_secret_and_the_spanish_commands(bot, api):
+    webhook = api.of("setWebhook")[-1].params
+    commands = api.of("setMyCommands")[-1].params["commands"]
+
+    assert api.of("getMe")
+    assert webhook["url"] == "https://bot.test/telegram/webhook"
+    assert webhook["secret_token"] == "s3cret-token_ok"
+    assert webhook["allowed_updates"] == ["message", "callback_query"]
+    assert [c["command"] for c in commands] == ["recargar", "misrecargas", "cancelar", "ayuda"]
+    assert all(c["description"] for c in commands)
+
+
+async def test_full_purchase_over_the_webhook_ends_with_recarga_exitosa(bot, user, api):
+    _, services = bot
+    maria, other = user(1001), user(1002)
+    await other.say("/start")
+
+    link = await maria.to_payment_link()
+    await maria.pay(link)
+    await services.worker.run_once()  # tells the customer before returning
+    done = api.sent(1001)
+
+    assert [b["callback_data"] for b in buttons(api.sent(1001)[0])] == ["accept", "decline"]
+    assert link_url(link).startswith("https://bot.test/sandbox/checkout/")
+    assert "Recarga exitosa" in done[-1].params["text"]
+    assert "987 654 321" in done[-1].params["text"]
+    assert not any("Recarga exitosa" in t for t in api.texts(1002))
+    assert len(api.of("answerCallbackQuery")) == 5  # every button press answered
+
+
+async def test_a_double_tap_on_confirmar_opens_exactly_one_checkout(bot, user, api):
+    _, services = bot
+    maria = user(2001)
+    await maria.to_payment_link()
+    orders_before = len(await services.orders.recent(maria_key(2001), limit=10))
+
+    await maria.press("confirm")
+
+    orders = await services.orders.recent(maria_key(2001), limit=10)
+    assert orders_before == len(orders) == 1
+    assert "sigue activo" in api.texts(2001)[-1]
+
+
+async def test_two_taps_posted_together_still_open_one_checkout(bot, user, api):
+    _, services = bot
+    maria = user(2101)
+    await maria.to_payment_link()
+    await maria.say("/cancelar")
+    await maria.say("/recargar")
+    await maria.press("line:987654321")
+    await maria.press("kind:saldo")
+    await maria.press("amount:10")
+    before = len(api.sent(2101))
+
+    codes = await asyncio.gather(*(maria.post(button_update(2101, "confirm")) for _ in range(2)))
+    await api.wait_sent(2101, before + 2)
+
+    assert codes == [200, 200]
+    states = [o.state.value for o in await services.orders.recent(maria_key(2101), limit=10)]
+    assert states == ["awaiting_payment", "cancelled"]  # one new checkout, the old one cancelled
+
+
+async def test_missing_or_wrong_secret_is_refused_and_nothing_is_processed(bot, user, api):
+    maria = user(3001)
+
+    missing = await maria.post(message_update(3001, "/start"), secret=None)
+    wrong = await maria.post(message_update(3001, "/start"), secret="s3cret-token_no")
+    await maria.say("/ayuda")  # a valid one afterwards: only it is answered
+
+    assert (missing, wrong) == (403, 403)
+    assert len(api.sent(3001)) == 1 and "Te ayudo" in api.texts(3001)[0]
+
+
+async def test_a_repeated_update_id_is_handled_once(bot, user, api):
+    maria = user(3101)
+    update = message_update(3101, "/start")
+
+    assert await maria.post(update) == 200
+    assert await maria.post(update) == 200
+    await api.wait_sent(3101, 1)
+    await maria.say("/ayuda")  # queued after the repeat: had it been handled, it came first
+
+    assert len(api.texts(3101)) == 2
+    assert "Hola" in api.texts(3101)[0] and "Te ayudo" in api.texts(3101)[1]
+
+
+async def test_misrecargas_lists_the_last_recharges(bot, user, api):
+    _, services = bot
+    maria = user(4001)
+    await maria.pay(await maria.to_payment_link())
+    await services.worker.run_once()
+    await api.wait_sent(4001, 10)
+
+    history = (await maria.say("/misrecargas"))[-1].params["text"]
+
+    assert history.startswith("Tus últimas recargas:")
+    assert "987 654 321" in history and "S/ 10.00" in history and "exitosa" in history
+
+
+async def test_stats_answers_admins_and_refuses_everyone_else(bot, user, api):
+    _, services = bot
+    maria, admin = user(5001), user(ADMIN_ID)
+    await maria.pay(await maria.to_payment_link())
+    await services.worker.run_once()
+
+    refused = (await maria.say("/stats"))[-1].params["text"]
+    stats = (await admin.say("/stats"))[-1].params["text"]
+
+    assert refused == "Lo siento, ese comando es solo para administradores."
+    assert "Pedidos: 1" in stats and "Completados: 1" in stats and "Ventas: S/ 10.00" in stats
+    assert "Fallidos: 0" in stats and "Pendientes ahora: 0" in stats
+
+
+def maria_key(chat_id: int):
+    from conversations.model import Channel, ChatKey
+
+    return ChatKey(Channel.TELEGRAM, str(chat_id))
