@@ -1,0 +1,163 @@
+"""WhatsApp through Twilio: POST /whatsapp/webhook, and the messenger built from the settings.
+
+The webhook checks X-Twilio-Signature against PUBLIC_BASE_URL + the path with every posted field,
+never against the Host or X-Forwarded-* headers: behind a proxy the app sees another URL, and those
+headers are whoever calls us to choose. Invalid: 403 and nothing stored. A MessageSid seen before
+(Twilio retries): empty TwiML and nothing else.
+
+Then it answers an empty ``<Response/>`` at once and handles the message after the response has
+gone (a Starlette BackgroundTask): the core may look the number up and open a checkout, which can
+outlast Twilio's 15-second timeout, and replies go through the REST API, not the TwiML. The
+MessageSid is recorded before handling, so a crash mid-way loses that one message (the customer
+writes again) rather than answering it twice.
+
+BAJA / STOP and ALTA / START are settled here, at the channel's edge: they only set the
+customer's opt-out flag, which ``conversations.delivery`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.background import BackgroundTask
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from adapters.twilio_messenger import Templates, TwilioMessenger
+from bot.settings import Settings
+from conversations import messages as msg
+from conversations.catalog import fold
+from conversations.machine import Text
+from conversations.masking import mask_chat
+from conversations.model import Channel, ChatKey
+from conversations.ports import Contacts, Messenger
+
+logger = logging.getLogger(__name__)
+# twilio logs every request URL at INFO, and a message's URL and headers sit next to phone numbers.
+_twilio_http_log = logging.getLogger(f"{__name__}.twilio_http")
+_twilio_http_log.setLevel(logging.WARNING)
+
+PATH = "/whatsapp/webhook"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+OPT_OUT_WORDS = frozenset({"baja", "stop"})
+OPT_IN_WORDS = frozenset({"alta", "start"})
+
+
+@dataclass(frozen=True)
+class Inbound:
+    key: ChatKey
+    message_sid: str
+    text: str
+
+
+def parse(form: FormData) -> Inbound | None:
+    """The message in Twilio's form post; None if it is not a WhatsApp message."""
+    sender, sid = str(form.get("From", "")), str(form.get("MessageSid", ""))
+    number = sender.removeprefix("whatsapp:")
+    if not sid or sender == number or not number:
+        return None
+    # A tapped button sends its title as Body too; fall back to the button fields if it did not.
+    text = form.get("Body") or form.get("ButtonText") or form.get("ButtonPayload") or ""
+    return Inbound(ChatKey(Channel.WHATSAPP, number), sid, str(text))
+
+
+def signed(validator: RequestValidator, url: str, form: FormData, signature: str) -> bool:
+    """True if Twilio signed this exact URL and every posted field (text fields only)."""
+    if not all(isinstance(value, str) for _, value in form.multi_items()):
+        return False
+    return bool(signature) and validator.validate(url, form, signature)
+
+
+def twiml(background: BackgroundTask | None = None) -> Response:
+    return Response(EMPTY_TWIML, media_type="text/xml", background=background)
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What a WhatsApp message does once accepted: an opt-out keyword, or a turn of the chat."""
+
+    contacts: Contacts
+    handle: Callable[[ChatKey, Text], Awaitable[None]]
+    messenger: Messenger
+    clock: Callable[[], datetime]
+
+    async def process(self, inbound: Inbound) -> None:
+        """Handle one message after the response; failures are logged, never raised to Twilio."""
+        try:
+            if not await self._opt_keyword(inbound):
+                await self.handle(inbound.key, Text(inbound.text))
+        except Exception:
+            logger.exception(
+                "whatsapp message %s from %s failed", inbound.message_sid, mask_chat(inbound.key)
+            )
+
+    async def _opt_keyword(self, inbound: Inbound) -> bool:
+        word = fold(inbound.text)
+        if word not in OPT_OUT_WORDS | OPT_IN_WORDS:
+            return False
+        out = word in OPT_OUT_WORDS
+        await self.contacts.mark(inbound.key, at=self.clock(), opted_out=out)
+        logger.info("%s opted %s (%s)", mask_chat(inbound.key), "out" if out else "in", word)
+        await self.messenger.send(inbound.key, msg.opted_out() if out else msg.opted_in())
+        return True
+
+
+def whatsapp_webhook(
+    *, validator: RequestValidator, url: str, inbox: Inbox
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the webhook endpoint; nothing is stored or sent before the signature holds."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await request.form()
+        if not signed(validator, url, form, request.headers.get("X-Twilio-Signature", "")):
+            logger.warning("whatsapp webhook refused: bad signature")
+            return Response(status_code=403)
+        inbound = parse(form)
+        at = inbox.clock()
+        if inbound is None or not await inbox.contacts.first_delivery(
+            inbound.key, inbound.message_sid, at=at
+        ):
+            return twiml()
+        logger.info("whatsapp message %s from %s", inbound.message_sid, mask_chat(inbound.key))
+        return twiml(BackgroundTask(inbox.process, inbound))
+
+    return endpoint
+
+
+def enabled(settings: Settings) -> bool:
+    return bool(settings.twilio_account_sid and settings.twilio_auth_token)
+
+
+def whatsapp_messenger(
+    settings: Settings, *, contacts: Contacts, clock: Callable[[], datetime]
+) -> TwilioMessenger | None:
+    """The WhatsApp messenger, or None when Twilio is not configured."""
+    if not (enabled(settings) and settings.twilio_auth_token and settings.twilio_whatsapp_from):
+        return None
+    # Unpooled: build() may run before the event loop, and aiohttp sessions belong to one loop.
+    http = AsyncTwilioHttpClient(pool_connections=False, logger=_twilio_http_log)
+    token = settings.twilio_auth_token.get_secret_value()
+    client = Client(settings.twilio_account_sid, token, http_client=http)
+    client.api.base_url = settings.twilio_api_base_url.rstrip("/")  # read at each request
+    templates = Templates(notification=settings.twilio_template_notification_sid)
+    return TwilioMessenger(
+        client, sender=settings.twilio_whatsapp_from, contacts=contacts, clock=clock,
+        templates=templates,
+    )  # fmt: skip
+
+
+def whatsapp_routes(settings: Settings, *, inbox: Inbox) -> list[Route]:
+    """The webhook route, when Twilio is configured."""
+    if not (enabled(settings) and settings.twilio_auth_token):
+        return []
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    endpoint = whatsapp_webhook(validator=validator, url=settings.base_url + PATH, inbox=inbox)
+    return [Route(PATH, endpoint, methods=["POST"])]

@@ -1,0 +1,198 @@
+"""A local fake of Twilio's Messages API, built from Twilio's own OpenAPI spec, served over HTTP.
+
+The real twilio Client talks to it: ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with
+HTTP basic auth, the form fields the spec declares, 201 and a Message resource shaped like the
+spec's ``api.v2010.account.message``. Refusals carry Twilio's error body (code, message,
+more_info, status). It also plays WhatsApp's rules: free-form bodies only within 24 hours of the
+customer's last inbound message (63016), approved templates only, and recipients who blocked the
+sender (21610). Every request is recorded, accepted or not, so tests count at the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+SPEC = json.loads(
+    (Path(__file__).parents[2] / "shared/data/twilio_api_v2010.json").read_text(encoding="utf-8")
+)
+MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+_CREATE = SPEC["paths"][MESSAGES]["post"]
+_FIELDS = _CREATE["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+_MESSAGE = SPEC["components"]["schemas"]["api.v2010.account.message"]["properties"]
+_ACCOUNT_SID = re.compile(_CREATE["parameters"][0]["schema"]["pattern"])
+_CONTENT_SID = re.compile(_FIELDS["properties"]["ContentSid"]["pattern"])
+WINDOW = timedelta(hours=24)
+MAX_BODY = 1600
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> JSONResponse:
+        more_info = f"https://www.twilio.com/docs/errors/{self.code}"
+        body = {"code": self.code, "message": self.message, "more_info": more_info}
+        return JSONResponse({**body, "status": self.status}, status_code=self.status)
+
+
+@dataclass
+class FakeTwilio:
+    """Twilio's side of WhatsApp, for one account and the test's clock."""
+
+    account_sid: str
+    auth_token: str
+    clock: Callable[[], datetime]
+    templates: frozenset[str] = frozenset()  # approved Content SIDs
+    requests: list[dict[str, str]] = field(default_factory=list)  # every create, as posted
+    messages: list[dict[str, str]] = field(default_factory=list)  # the accepted ones
+    refusals: list[int] = field(default_factory=list)  # error codes answered
+    last_inbound: dict[str, datetime] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)  # addresses that sent STOP to Twilio
+    base_url: str = ""  # where it listens, once served
+    outages: int = 0  # answer this many next requests with a 500
+
+    def inbound(self, address: str) -> None:
+        """The customer at ``address`` (whatsapp:+…) wrote to the sender now."""
+        self.last_inbound[address] = self.clock()
+
+    def to(self, address: str) -> list[dict[str, str]]:
+        return [m for m in self.messages if m["To"] == address]
+
+    def bodies(self, address: str) -> list[str]:
+        return [m.get("Body", "") for m in self.to(address)]
+
+    @property
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route(MESSAGES, self._create, methods=["POST"])])
+
+    async def _create(self, request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).multi_items()}
+        self.requests.append(form)
+        try:
+            self._authenticate(request)
+            self._fail_if_down()
+            self._check(form)
+        except Refusal as refusal:
+            self.refusals.append(refusal.code)
+            return refusal.response()
+        self.messages.append(form)
+        return JSONResponse(self._resource(form), status_code=201)
+
+    def _authenticate(self, request: Request) -> None:
+        sid = request.path_params["AccountSid"]
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        given = request.headers.get("authorization", "")
+        if (
+            not _ACCOUNT_SID.fullmatch(sid)
+            or sid != self.account_sid
+            or given != f"Basic {expected}"
+        ):
+            raise Refusal(401, 20003, "Authenticate")
+
+    def _fail_if_down(self) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise Refusal(500, 20500, "Internal Server Error")
+
+    def _check(self, form: dict[str, str]) -> None:
+        unknown = set(form) - set(_FIELDS["properties"])
+        if unknown:
+            raise Refusal(400, 20001, f"Unknown parameters: {sorted(unknown)}")
+        for name in _FIELDS["required"]:
+            if not form.get(name):
+                raise Refusal(400, 21604, f"A '{name}' phone number is required.")
+        if not form.get("From"):
+            raise Refusal(400, 21603, "A 'From' phone number is required.")
+        if not (form["To"].startswith("whatsapp:") and form["From"].startswith("whatsapp:")):
+            raise Refusal(400, 21910, "Invalid From and To pair.")
+        self._check_content(form)
+        if form["To"] in self.blocked:
+            raise Refusal(400, 21610, "Attempt to send to unsubscribed recipient")
+        if "Body" in form and not self._in_window(form["To"]):
+            raise Refusal(400, 63016, "Failed to send freeform message outside the window")
+
+    def _check_content(self, form: dict[str, str]) -> None:
+        body, content_sid = form.get("Body"), form.get("ContentSid")
+        if not body and not content_sid:
+            raise Refusal(400, 21602, "Message body is required.")
+        if body and len(body) > MAX_BODY:
+            raise Refusal(400, 21617, "The message body exceeds the 1600 character limit.")
+        if content_sid and not (
+            _CONTENT_SID.fullmatch(content_sid) and content_sid in self.templates
+        ):
+            raise Refusal(400, 21655, "The ContentSid is Invalid.")
+        if "ContentVariables" in form:
+            variables = json.loads(form["ContentVariables"]) if content_sid else None
+            if not isinstance(variables, dict) or not all(
+                isinstance(v, str) for v in variables.values()
+            ):
+                raise Refusal(400, 21656, "The ContentVariables Parameter is invalid.")
+
+    def _in_window(self, address: str) -> bool:
+        last = self.last_inbound.get(address)
+        return last is not None and self.clock() - last < WINDOW
+
+    def _resource(self, form: dict[str, str]) -> dict[str, Any]:
+        sid = "SM" + secrets.token_hex(16)
+        now = format_datetime(self.clock())
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
+        resource: dict[str, Any] = dict.fromkeys(_MESSAGE)  # every field the spec declares
+        resource.update(
+            sid=sid, account_sid=self.account_sid, api_version="2010-04-01",
+            body=form.get("Body", ""), to=form["To"], status="queued", direction="outbound-api",
+            num_segments="1", num_media="0", date_created=now, date_updated=now,
+            uri=f"{uri}.json", subresource_uris={"media": f"{uri}/Media.json"},
+        )  # fmt: skip
+        resource["from"] = form["From"]
+        return resource
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it listens, so tests wait on an event, not a sleep."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a free port) in this event loop; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    ready = asyncio.ensure_future(server.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()  # raises why the server could not start
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

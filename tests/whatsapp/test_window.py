@@ -1,0 +1,75 @@
+"""The 24-hour window: never free-form outside it; the template, or wait for the customer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.app import Services
+from tests.fake_twilio import FakeTwilio
+from tests.fakes import MovableClock
+from tests.service.chat import TEST_CARD
+from tests.whatsapp.conftest import TEMPLATE_SID
+from tests.whatsapp.phone import Phone
+from tests.whatsapp.test_journey import HOLA_TO_SUMMARY
+
+
+async def paid_then_topped_up_a_day_later(bot: Services, phone: Phone, clock: MovableClock):
+    """Pay now; the top-up (and so the confirmation) only happens 25 hours later."""
+    await phone.say(*HOLA_TO_SUMMARY, "Confirmar")
+    session_id = phone.last_link().rsplit("/", 1)[-1]
+    await bot.payments.pay(session_id, number=TEST_CARD, expiry="12/30", cvc="123", name="M Q")
+    clock.advance(hours=25)
+    await bot.worker.run_once()
+
+
+async def test_outside_the_window_without_template_nothing_is_sent_until_the_customer_writes(
+    bot, phone: Phone, twilio: FakeTwilio, clock: MovableClock
+):
+    await paid_then_topped_up_a_day_later(bot, phone, clock)
+    sent_late = len(twilio.requests) - 9
+
+    clock.advance(hours=1)
+    replies = await phone.say("hola")
+    clock.advance(minutes=6)  # past the notice lease taken by the refused attempt
+    await bot.worker.run_once()
+    await bot.worker.run_once()
+
+    assert sent_late == 0 and twilio.refusals == []
+    assert "¡Hola de nuevo!" in replies[0]
+    assert "Recarga exitosa" in phone.received()[-1]
+    assert sum("Recarga exitosa" in body for body in phone.received()) == 1
+
+
+@pytest.mark.parametrize("template_sid", [TEMPLATE_SID])
+async def test_outside_the_window_the_approved_template_carries_the_notice(
+    bot, phone: Phone, twilio: FakeTwilio, clock: MovableClock
+):
+    await paid_then_topped_up_a_day_later(bot, phone, clock)
+
+    late = twilio.to(phone.address)[9:]
+    assert len(late) == 1 and "Body" not in late[0]
+    assert late[0]["ContentSid"] == TEMPLATE_SID
+    assert "Recarga exitosa" in json.loads(late[0]["ContentVariables"])["1"]
+    assert twilio.refusals == []
+
+
+@pytest.mark.parametrize("template_sid", [TEMPLATE_SID])
+async def test_twilio_63016_falls_back_to_the_template_never_a_second_free_form(
+    phone: Phone, twilio: FakeTwilio
+):
+    # Twilio's window has closed although our record says otherwise (it never saw this message).
+    response = await phone.post(phone.form("hola"))
+
+    assert response.status_code == 200
+    assert twilio.refusals == [63016]
+    assert [m.get("ContentSid") for m in twilio.requests] == [None, TEMPLATE_SID]
+    assert len(twilio.to(phone.address)) == 1
+
+
+async def test_twilio_63016_without_template_sends_nothing_more(phone: Phone, twilio: FakeTwilio):
+    response = await phone.post(phone.form("hola"))
+
+    assert response.status_code == 200
+    assert twilio.refusals == [63016] and len(twilio.requests) == 1
