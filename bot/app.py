@@ -9,32 +9,41 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import httpx
+import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from adapters.log_alerts import LogAlerts
+from adapters.reloadly_topups import PRODUCTION_API, SANDBOX_API, ReloadlyConfig, ReloadlyTopUps
 from adapters.sandbox_payments import SandboxPayments
 from adapters.sandbox_topups import SandboxTopUps
+from adapters.stripe_payments import StripePayments
+from adapters.telegram_messenger import TelegramMessenger
 from bot import web
 from bot.messengers import ChannelRouter
 from bot.payments import stripe_webhook
 from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
+from bot.telegram import TelegramChannel, TelegramHandlers, telegram_application, telegram_channel
+from bot.whatsapp import Inbox, whatsapp_messenger, whatsapp_routes
 from bot.worker import Worker
 from conversations.catalog import Catalogue
-from conversations.fulfilment import Fulfilment
+from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.machine import OrderSettled, Rules
 from conversations.model import Order
-from conversations.ports import Messenger, TopUps
+from conversations.ports import Alerts, Messenger, Payments, TopUps
 from conversations.service import ChatService
 from storage.db import create_tables, make_engine, make_sessionmaker
-from storage.repositories import SqlConversationStore, SqlOrders
+from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
 
 logger = logging.getLogger(__name__)
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Overrides:
     new_id: Callable[[], str] | None = None
     messenger: Messenger | None = None
     topups: TopUps | None = None
+    alerts: Alerts | None = None
     # Where the sandbox gateway posts its signed webhooks; default: this app's own route.
     deliver: Callable[[bytes, str], Awaitable[int]] | None = None
 
@@ -58,14 +68,19 @@ class Services:
     chat: ChatService
     fulfilment: Fulfilment
     worker: Worker
-    payments: SandboxPayments
+    payments: Payments
     topups: TopUps
     http: httpx.AsyncClient
+    # Vendor clients to close with the app (Stripe's and Reloadly's HTTP pools).
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    telegram: TelegramChannel | None = None
 
     @asynccontextmanager
     async def lifetime(self, *, background: bool = True) -> AsyncIterator[Services]:
         """Create tables, finish what a previous run left, run the worker; clean up after."""
         await create_tables(self.engine)
+        if self.telegram:  # before the worker, which may tell customers at once
+            await self.telegram.start()
         await self.worker.run_once()
         task = (
             asyncio.get_running_loop().create_task(self.worker.run_forever())
@@ -77,7 +92,11 @@ class Services:
         finally:
             if task:
                 task.cancel()
+            if self.telegram:
+                await self.telegram.stop()
             await self.http.aclose()
+            for close in self.closers:
+                await close()
             await self.engine.dispose()
 
 
@@ -107,6 +126,39 @@ def webhook_secret(settings: Settings) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def stripe_payments(settings: Settings, secret_key: str) -> tuple[StripePayments, Closer]:
+    """Stripe Checkout through an async StripeClient aimed at STRIPE_API_BASE_URL."""
+    http_client = stripe.HTTPXClient(timeout=20)
+    client = stripe.StripeClient(
+        secret_key, base_addresses={"api": settings.stripe_api_base_url},
+        http_client=http_client, max_network_retries=2,
+    )  # fmt: skip
+    return StripePayments(client=client, public_base_url=settings.base_url), http_client.close_async
+
+
+def reloadly_topups(settings: Settings) -> tuple[ReloadlyTopUps, Closer]:
+    """Reloadly top-ups, on its sandbox unless RELOADLY_SANDBOX is false."""
+    default_api = SANDBOX_API if settings.reloadly_sandbox else PRODUCTION_API
+    secret = settings.reloadly_client_secret
+    config = ReloadlyConfig(
+        client_id=settings.reloadly_client_id or "",
+        client_secret=secret.get_secret_value() if secret else "",
+        api_base_url=settings.reloadly_api_base_url or default_api,
+        auth_url=settings.reloadly_auth_url,
+    )
+    http = httpx.AsyncClient(timeout=settings.reloadly_timeout_seconds)
+    return ReloadlyTopUps(http=http, config=config), http.aclose
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.topup_max_attempts,
+        first_delay=timedelta(seconds=settings.topup_retry_base_seconds),
+        hold_retry=timedelta(minutes=settings.topup_hold_retry_minutes),
+        hold_deadline=timedelta(minutes=settings.topup_hold_refund_after_minutes),
+    )
+
+
 def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlette:
     """Wire every part of the bot and return the ASGI app (``app.state.services`` holds them)."""
     given = overrides or Overrides()
@@ -114,6 +166,12 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     store, orders = SqlConversationStore(sessions, clock=clock), SqlOrders(sessions)
+    contacts = SqlContacts(sessions)
+    whatsapp = whatsapp_messenger(settings, contacts=contacts, clock=clock)
+    # A messenger override (the terminal demo) would swallow Telegram's replies: no Telegram then.
+    use_telegram = settings.telegram_bot_token is not None and given.messenger is None
+    bot_app = telegram_application(settings) if use_telegram else None
+    telegram = TelegramMessenger(bot_app.bot, contacts, clock) if bot_app else None
     secret = webhook_secret(settings)
     app = Starlette(lifespan=_lifespan)
     # The sandbox posts its webhooks to this very app, in process: the same route Stripe uses.
@@ -126,14 +184,25 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         )  # fmt: skip
         return response.status_code
 
-    payments = SandboxPayments(
-        public_base_url=settings.base_url, webhook_secret=secret,
-        deliver=given.deliver or deliver, clock=clock,
-    )  # fmt: skip
-    topups = given.topups or SandboxTopUps()
+    closers: list[Closer] = []
+    payments: Payments
+    if settings.stripe_secret_key:
+        payments, close = stripe_payments(settings, settings.stripe_secret_key.get_secret_value())
+        closers.append(close)
+    else:
+        payments = SandboxPayments(
+            public_base_url=settings.base_url, webhook_secret=secret,
+            deliver=given.deliver or deliver, clock=clock,
+        )  # fmt: skip
+    topups = given.topups
+    if topups is None and settings.topup_provider == "reloadly":
+        topups, close = reloadly_topups(settings)
+        closers.append(close)
+    topups = topups or SandboxTopUps()
     chat = ChatService(
         store=store, orders=orders, payments=payments, topups=topups,
-        messenger=given.messenger or ChannelRouter({}),
+        messenger=given.messenger
+        or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
         rules=Rules(load_catalogue(settings), policy_version=settings.privacy_policy_version),
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
     )  # fmt: skip
@@ -142,22 +211,31 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         await chat.handle(order.key, OrderSettled(order))
 
     fulfilment = Fulfilment(
-        orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock
-    )
+        orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
+        alerts=given.alerts or LogAlerts(), retry=retry_policy(settings),
+    )  # fmt: skip
     worker = Worker(fulfilment.resume, interval=settings.reconcile_interval_seconds)
+    channel, telegram_routes = (
+        telegram_channel(bot_app, settings, TelegramHandlers(
+            chat, contacts, chat.messenger, orders.day_stats, settings.admin_telegram_ids, clock,
+        )) if bot_app else (None, [])
+    )  # fmt: skip
     routes = [
         Route("/healthz", web.healthz),
-        Route("/pay/{order_id}/done", web.payment_done),
+        Route("/pay/{order_id}/done", web.payment_done(fulfilment.fulfil_checkout)),
         Route("/pay/{order_id}/cancelled", web.payment_cancelled),
         Route(
             "/payments/stripe/webhook",
             stripe_webhook(secret=secret, record=fulfilment.record, kick=worker.kick),
             methods=["POST"],
         ),
-        *sandbox_routes(payments),
+        *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
+        *whatsapp_routes(settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock)),
+        *telegram_routes,
     ]
     app.router.routes.extend(routes)
     app.state.services = Services(
-        settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http
-    )
+        settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http,
+        tuple(closers), telegram=channel,
+    )  # fmt: skip
     return app

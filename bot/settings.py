@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -20,11 +21,76 @@ class Settings(BaseSettings):
 
     stripe_webhook_secret: SecretStr | None = None
     sandbox_secret_path: Path = Path(".recargabot/sandbox-webhook-secret")
+    stripe_secret_key: SecretStr | None = None
+    stripe_api_base_url: str = "https://api.stripe.com"
+
+    topup_provider: Literal["sandbox", "reloadly"] = "sandbox"
+    reloadly_client_id: str | None = None
+    reloadly_client_secret: SecretStr | None = None
+    reloadly_sandbox: bool = True
+    reloadly_api_base_url: str | None = None
+    reloadly_auth_url: str = "https://auth.reloadly.com/oauth/token"
+    reloadly_timeout_seconds: float = 10.0
+    topup_max_attempts: int = 4
+    topup_retry_base_seconds: float = 30.0
+    topup_hold_retry_minutes: float = 10.0
+    topup_hold_refund_after_minutes: float = 120.0
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_template_notification_sid: str | None = None
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_max_messages_per_second: float = 30.0
+    admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
     catalog_path: Path | None = None
     privacy_policy_version: str = "2026-11"
     reconcile_interval_seconds: float = 60.0
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_real_airtime_for_fake_money(self) -> Self:
+        """Refuse live top-ups paid by the sandbox gateway, and Reloadly without credentials."""
+        if self.topup_provider == "reloadly":
+            if not (self.reloadly_client_id and self.reloadly_client_secret):
+                raise ValueError("TOPUP_PROVIDER=reloadly needs RELOADLY_CLIENT_ID and _SECRET")
+            if not self.reloadly_sandbox and self.stripe_secret_key is None:
+                raise ValueError("live Reloadly top-ups need real payments: set STRIPE_SECRET_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _stripe_needs_its_webhook_secret(self) -> Self:
+        """Refuse real payments whose webhooks could not be verified (no fulfilment would run)."""
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            raise ValueError("STRIPE_SECRET_KEY needs STRIPE_WEBHOOK_SECRET (whsec_…) as well")
+        return self
+
+    @model_validator(mode="after")
+    def _whatsapp_needs_a_sender(self) -> Self:
+        """Refuse Twilio credentials without the WhatsApp sender the replies come from."""
+        if self.twilio_account_sid and self.twilio_auth_token and not self.twilio_whatsapp_from:
+            raise ValueError("WhatsApp through Twilio needs TWILIO_WHATSAPP_FROM (whatsapp:+…)")
+        return self
+
+    @field_validator("admin_telegram_ids", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, value: object) -> object:
+        """Read ADMIN_TELEGRAM_IDS as "123,456" (numeric Telegram user ids)."""
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _telegram_webhook_needs_a_secret(self) -> Self:
+        """Refuse a Telegram webhook (token and public URL) that anyone could post to."""
+        if self.telegram_bot_token and self.public_base_url and not self.telegram_webhook_secret:
+            raise ValueError("a Telegram webhook needs TELEGRAM_WEBHOOK_SECRET (A-Z a-z 0-9 _ -)")
+        return self
 
     @property
     def base_url(self) -> str:

@@ -26,3 +26,11 @@ class TopUpRejected(Exception):
         super().__init__(f"{kind}: {code}")
         self.code = code
         self.kind = kind
+
+
+class NotDeliverableNow(Exception):
+    """The channel may not carry this message now (WhatsApp's 24-hour window): try again later."""
+
+
+class DeliveryFailed(Exception):
+    """The messaging provider did not take the message; sending it again later may work."""

@@ -78,7 +78,17 @@ class Resumed:
     """The channel came back (e.g. the terminal demo restarted): repeat the pending question."""
 
 
-Event = Text | Choice | OperatorChecked | CheckoutOpened | CheckoutFailed | OrderSettled | Resumed
+@dataclass(frozen=True)
+class HistoryLoaded:
+    """The customer's latest orders, newest first, read for "mis recargas"."""
+
+    orders: tuple[Order, ...]
+
+
+Event = (
+    Text | Choice | OperatorChecked | CheckoutOpened | CheckoutFailed | OrderSettled | Resumed
+    | HistoryLoaded
+)  # fmt: skip
 
 # ---------------------------------------------------------------- effects (what to do)
 
@@ -113,7 +123,16 @@ class CancelCheckout:
     order_id: str
 
 
-Effect = Say | CheckOperator | RecordConsent | RememberLine | OpenCheckout | CancelCheckout
+@dataclass(frozen=True)
+class ShowHistory:
+    """Read the customer's latest orders (answered with HistoryLoaded)."""
+
+    limit: int = 5
+
+
+Effect = (
+    Say | CheckOperator | RecordConsent | RememberLine | OpenCheckout | CancelCheckout | ShowHistory
+)
 
 
 @dataclass(frozen=True)
@@ -207,7 +226,9 @@ _COMMANDS = {
     "start": "restart", "recargar": "restart", "menu": "restart", "inicio": "restart",
     "cancelar": "cancel", "cancel": "cancel",
     "ayuda": "help", "help": "help",
+    "misrecargas": "history",
 }  # fmt: skip
+_PHRASES = {"mis recargas": "history"}
 
 
 def command_of(event: Event) -> str | None:
@@ -217,7 +238,7 @@ def command_of(event: Event) -> str | None:
     words = fold(event.body).split(maxsplit=1)
     # "/start@RecargaBot" in groups, "/start promo" from a Telegram deep link.
     word = words[0].removeprefix("/").split("@", 1)[0] if words else ""
-    return _COMMANDS.get(word)
+    return _COMMANDS.get(word) or _PHRASES.get(" ".join(fold(event.body).split()))
 
 
 def step(session: Session, event: Event, rules: Rules) -> Transition:
@@ -226,11 +247,16 @@ def step(session: Session, event: Event, rules: Rules) -> Transition:
         return _settled(session, event.order)
     if isinstance(event, Resumed):
         return Transition(session, () if session.step is Step.IDLE else _prompt(session, rules))
+    if isinstance(event, HistoryLoaded):
+        pending = () if session.step is Step.IDLE else _prompt(session, rules)
+        return Transition(session, (Say(msg.history(event.orders)), *pending))
     command = command_of(event)
     if command == "cancel":
         return _cancel(session)
     if command == "help":
         return Transition(session, (Say(msg.help_text()), *_prompt(session, rules)))
+    if command == "history":
+        return Transition(session, (ShowHistory(),))
     if command == "restart" or session.step is Step.IDLE:
         return _greet(session, rules)
     handler = _HANDLERS.get(session.step)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 
 from conversations.catalog import MAX_CUSTOM_SOLES, MIN_CUSTOM_SOLES, display_msisdn, soles
 from conversations.model import DocType, Line, Order, Product, ProductKind, Purchase
@@ -30,6 +31,8 @@ class Reply:
     text: str
     options: tuple[Option, ...] = ()
     link: Link | None = None
+    # False for promos and other messages an opted-out customer (BAJA / STOP) must not get.
+    essential: bool = True
 
 
 DOC_LABELS = {DocType.DNI: "DNI", DocType.CE: "Carné de Extranjería", DocType.PASSPORT: "Pasaporte"}
@@ -212,8 +215,20 @@ def help_text() -> Reply:
         "• recargar o /recargar: empezar una recarga\n"
         "• cancelar o /cancelar: anular lo que estás haciendo\n"
         "• ayuda o /ayuda: ver esta ayuda\n"
+        "• mis recargas o /misrecargas: ver tus últimas recargas\n"
         f"El pago se hace solo en la página segura del enlace. {_NO_CARD_HERE}"
     )
+
+
+def opted_out() -> Reply:
+    return Reply(
+        "Listo, ya no te enviaré promociones ni avisos que no sean de tus recargas. "
+        "Si me escribes, te sigo atendiendo. Para volver a recibirlos, escribe ALTA."
+    )
+
+
+def opted_in() -> Reply:
+    return Reply("¡Listo! Volverás a recibir nuestras novedades. Para dejarlas, escribe BAJA.")
 
 
 def settled(order: Order) -> Reply:
@@ -242,6 +257,35 @@ def settled(order: Order) -> Reply:
                 f"Tu enlace de pago de {soles(product.price_cents)} venció y no se realizó ningún "
                 "cargo. Escribe «recargar» cuando quieras intentarlo de nuevo."
             )
+
+
+LIMA = timezone(timedelta(hours=-5), "PET")  # Peru keeps UTC-5 all year
+_STATE_WORDS = {
+    "awaiting_payment": "pendiente de pago",
+    "paid": "pagada, en proceso",
+    "topping_up": "en proceso",
+    "topup_unknown": "en proceso",
+    "held": "en proceso",
+    "completed": "exitosa",
+    "topup_failed": "fallida, en devolución",
+    "refunded": "devuelta a tu tarjeta",
+    "expired": "enlace vencido, sin cargo",
+    "cancelled": "cancelada, sin cargo",
+    "flagged": "en revisión",
+}
+
+
+def history(orders: Sequence[Order]) -> Reply:
+    """List the customer's latest orders: date (Lima), number, product, amount and status."""
+    if not orders:
+        return Reply("Aún no tienes recargas. Escribe «recargar» para hacer la primera.")
+    lines = [
+        f"• {order.created_at.astimezone(LIMA):%d/%m/%Y} · "
+        f"{display_msisdn(order.purchase.line.msisdn)} · {order.purchase.product.name} · "
+        f"{soles(order.amount_cents)} · {_STATE_WORDS.get(order.state.value, 'en proceso')}"
+        for order in orders
+    ]
+    return Reply("Tus últimas recargas:\n" + "\n".join(lines))
 
 
 def saved_line_label(line: Line) -> str:

@@ -33,12 +33,18 @@ class OrderChanges:
     payment_ref: str | None = None
     operation_id: str | None = None
     failure: str | None = None
+    attempts: int | None = None
+    next_attempt_at: datetime | None = None
+    refund_after: datetime | None = None  # set once: a later hold keeps the first deadline
 
 
 class Orders(Protocol):
     async def add(self, order: Order) -> None: ...
 
     async def get(self, order_id: str) -> Order | None: ...
+
+    async def recent(self, key: ChatKey, *, limit: int) -> Sequence[Order]:
+        """The chat's latest orders that reached a checkout, newest first."""
 
     async def move(
         self,
@@ -117,6 +123,11 @@ class TopUps(Protocol):
         """
 
     async def status(self, order_id: str) -> TopUpStatus: ...
+
+
+class Alerts(Protocol):
+    async def alert(self, what: str, *, order_id: str | None = None) -> None:
+        """Tell the operators that something needs a human (no personal data in ``what``)."""
 
 
 class Messenger(Protocol):

@@ -20,12 +20,14 @@ from conversations.machine import (
     CheckoutOpened,
     Effect,
     Event,
+    HistoryLoaded,
     OpenCheckout,
     OperatorChecked,
     RecordConsent,
     RememberLine,
     Rules,
     Say,
+    ShowHistory,
     Verdict,
     step,
 )
@@ -103,6 +105,8 @@ class ChatService:
                 return await self._open_checkout(key, purchase)
             case CancelCheckout(order_id):
                 await self._cancel_checkout(order_id)
+            case ShowHistory(limit):
+                return HistoryLoaded(tuple(await self.orders.recent(key, limit=limit)))
         return None
 
     async def _operator_of(self, msisdn: str) -> Verdict:

@@ -107,6 +107,9 @@ class OrderRow(SQLModel, table=True):
     payment_ref: str | None = None
     operation_id: str | None = None
     failure: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    refund_after: datetime | None = Field(default=None, sa_type=UtcDateTime)
     notified_state: str | None = None
     notice_lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)

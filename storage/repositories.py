@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, or_, update
+from sqlalchemy import ColumnElement, Update, and_, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -123,6 +123,33 @@ class SqlOrders:
             row = await db.get(OrderRow, order_id)
         return _order(row) if row else None
 
+    async def recent(self, key: ChatKey, *, limit: int) -> Sequence[Order]:
+        """Return the chat's latest orders that reached a checkout, newest first."""
+        stmt = (
+            select(OrderRow)
+            .where(OrderRow.channel == key.channel.value, OrderRow.chat_id == key.chat_id)
+            .where(col(OrderRow.checkout_session_id).is_not(None))
+            .order_by(col(OrderRow.created_at).desc(), col(OrderRow.id).desc())
+            .limit(limit)
+        )
+        async with self.sessions() as db:
+            rows = (await db.exec(stmt)).all()
+        return [_order(row) for row in rows]
+
+    async def day_stats(self, *, start: datetime, end: datetime) -> OrderStats:
+        """Count the orders created in [start, end) by outcome, and those still unfinished."""
+        state, created = col(OrderRow.state), col(OrderRow.created_at)
+        by_state = (
+            select(state, func.count(), func.sum(col(OrderRow.amount_cents)))
+            .where(created >= start, created < end)
+            .group_by(state)
+        )
+        open_now = select(func.count()).where(state.in_([s.value for s in _OPEN_STATES]))
+        async with self.sessions() as db:
+            rows = {row[0]: (row[1], row[2] or 0) for row in (await db.exec(by_state)).all()}
+            pending = (await db.exec(open_now)).one()
+        return OrderStats.of(rows, pending=pending)
+
     async def move(
         self,
         order_id: str,
@@ -181,6 +208,32 @@ class SqlOrders:
             changed = (await db.exec(stmt)).rowcount
             await db.commit()
         return changed
+
+
+_OPEN_STATES = frozenset({
+    OrderState.AWAITING_PAYMENT, OrderState.PAID, OrderState.TOPPING_UP,
+    OrderState.TOPUP_UNKNOWN, OrderState.HELD,
+})  # fmt: skip
+_FAILED_STATES = frozenset({OrderState.TOPUP_FAILED, OrderState.REFUNDED, OrderState.FLAGGED})
+
+
+@dataclass(frozen=True)
+class OrderStats:
+    """A day's orders for the operators: created, completed and sold, failed; open right now."""
+
+    orders: int
+    completed: int
+    sales_cents: int
+    failures: int
+    pending: int
+
+    @classmethod
+    def of(cls, by_state: dict[str, tuple[int, int]], *, pending: int) -> OrderStats:
+        """Sum per-state (count, amount) pairs into the figures shown."""
+        completed, sales = by_state.get(OrderState.COMPLETED.value, (0, 0))
+        failures = sum(by_state.get(s.value, (0, 0))[0] for s in _FAILED_STATES)
+        total = sum(count for count, _ in by_state.values())
+        return cls(total, completed, sales, failures, pending)
 
 
 @dataclass
@@ -314,9 +367,13 @@ def _moving(
         "payment_ref": changes.payment_ref,
         "operation_id": changes.operation_id,
         "failure": changes.failure,
+        "attempts": changes.attempts,
+        "next_attempt_at": changes.next_attempt_at,
         **_checkout_columns(changes.checkout),
     }
-    values = {name: value for name, value in given.items() if value is not None}
+    values: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if changes.refund_after is not None:  # the first hold's deadline stands
+        values["refund_after"] = func.coalesce(col(OrderRow.refund_after), changes.refund_after)
     return (
         update(OrderRow)
         .where(col(OrderRow.id) == order_id, col(OrderRow.state).in_([s.value for s in from_]))
@@ -325,10 +382,13 @@ def _moving(
 
 
 def _needs_work(*, now: datetime, stale_before: datetime) -> ColumnElement[bool]:
-    """Orders to push on: paid, stuck mid top-up, failed, with a lapsed link, or not yet told."""
+    """Orders to push on: paid, stuck mid top-up, failed, held, with a lapsed link, or untold."""
     state, s = col(OrderRow.state), OrderState
+    due = or_(col(OrderRow.next_attempt_at).is_(None), col(OrderRow.next_attempt_at) <= now)
     return or_(
-        state.in_([s.PAID.value, s.TOPUP_UNKNOWN.value, s.TOPUP_FAILED.value]),
+        and_(state == s.PAID.value, due),
+        state.in_([s.TOPUP_UNKNOWN.value, s.TOPUP_FAILED.value]),
+        and_(state == s.HELD.value, or_(due, col(OrderRow.refund_after) <= now)),
         and_(state == s.TOPPING_UP.value, col(OrderRow.updated_at) < stale_before),
         and_(state == s.AWAITING_PAYMENT.value, col(OrderRow.checkout_expires_at) < now),
         and_(state.in_([settled.value for settled in SETTLED_STATES]), _untold(now)),
@@ -401,6 +461,9 @@ def _order(row: OrderRow) -> Order:
         payment_ref=row.payment_ref,
         operation_id=row.operation_id,
         failure=row.failure,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        refund_after=row.refund_after,
     )
 
 
