@@ -30,15 +30,6 @@ def card_digits(number: str) -> str | None:
     return digits if MIN_DIGITS <= len(digits) <= MAX_DIGITS else None
 
 
-def luhn_valid(digits: str) -> bool:
-    """Check the Luhn checksum that every card number carries in its last digit."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
-
-
 def brand_of(digits: str) -> Brand:
     """Tell Visa (4…) and Mastercard (51–55, 2221–2720) apart from every other network."""
     if digits.startswith("4"):

@@ -26,8 +26,9 @@ from enum import StrEnum
 from typing import Any
 
 import stripe
+from stdnum import luhn
 
-from adapters.card import Brand, brand_of, card_digits, cvc_valid, expiry_valid, luhn_valid
+from adapters.card import Brand, brand_of, card_digits, cvc_valid, expiry_valid
 from conversations.errors import PaymentProviderError
 from conversations.model import Checkout, Order
 from conversations.ports import CheckoutView
@@ -81,7 +82,7 @@ class _Facts:
 def check_card(*, number: str, expiry: str, cvc: str, name: str, today: date) -> PayOutcome:
     """Judge a card as the gateway would: APPROVED, or why it cannot be charged."""
     digits = card_digits(number)
-    if digits is None or not luhn_valid(digits):
+    if digits is None or not luhn.is_valid(digits):
         return PayOutcome.INVALID_NUMBER
     if brand_of(digits) is Brand.OTHER:
         return PayOutcome.NOT_ALLOWED

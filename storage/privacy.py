@@ -1,0 +1,154 @@
+"""SQL side of the privacy duties: access, erasure, retention, abuse counts and the audit log.
+
+Why one module: these are the queries Ley 29733 and the abuse limits need, kept apart from the
+order flow's repositories. Erasure deletes saved lines, the conversation and the consent, and
+anonymises the customer row and its settled orders: ids, products, amounts, states and times stay
+for accounting; names, documents, numbers and chat ids are blanked. Orders still moving (paid,
+topping up) keep their data until they settle, so the customer can still be told and refunded;
+the retention job erases them later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from conversations.limits import HOUR, CheckoutUsage, RecipientUsage
+from conversations.model import ChatKey, OrderState, PersonalData
+from storage.crypto import EncryptedColumn
+from storage.models import AuditRow, ConversationRow, CustomerRow, OrderRow, SavedLineRow
+from storage.repositories import Sessions, _find_customer, _saved_lines, customer_of
+
+logger = logging.getLogger(__name__)
+
+# Orders that will not move again: safe to anonymise.
+FINAL_STATES = frozenset(
+    {OrderState.COMPLETED, OrderState.REFUNDED, OrderState.EXPIRED, OrderState.CANCELLED}
+)
+# Orders that may still be paid (or were): what the per-recipient limits count.
+_NOT_PAID = [OrderState.CANCELLED.value, OrderState.EXPIRED.value, OrderState.REFUNDED.value]
+BLANK = ""
+
+# Every encrypted column, for key rotation.
+ENCRYPTED_COLUMNS = (
+    EncryptedColumn("customers", "id", "chat_id"),
+    EncryptedColumn("saved_lines", "id", "msisdn"),
+    EncryptedColumn("saved_lines", "id", "owner_name"),
+    EncryptedColumn("saved_lines", "id", "doc_number"),
+    EncryptedColumn("conversations", "customer_id", "state"),
+    EncryptedColumn("orders", "id", "chat_id"),
+    EncryptedColumn("orders", "id", "msisdn"),
+    EncryptedColumn("orders", "id", "owner_name"),
+    EncryptedColumn("orders", "id", "doc_number"),
+    EncryptedColumn("audit_log", "id", "actor"),
+)
+
+
+@dataclass
+class SqlPrivacy:
+    """Implements ``Privacy`` (access, erasure) and ``Usage`` (abuse counts); runs retention."""
+
+    sessions: Sessions
+
+    async def personal_data(self, key: ChatKey) -> PersonalData:
+        """What is kept about this chat's customer, and only theirs."""
+        async with self.sessions() as db:
+            customer = await _find_customer(db, key)
+            if customer is None:
+                return PersonalData()
+            lines = await _saved_lines(db, customer.id)
+            # Encrypted values cannot be compared in SQL (each token is salted): count here.
+            names = select(OrderRow.owner_name).where(OrderRow.customer_id == customer.id)
+            count = sum(1 for name in (await db.exec(names)).all() if name != BLANK)
+        return PersonalData(customer.consent_version, customer.consented_at, lines, count)
+
+    async def erase(self, key: ChatKey, *, at: datetime) -> None:
+        """Erase the chat's personal data (one transaction); an unknown chat has none."""
+        async with self.sessions() as db:
+            customer = await _find_customer(db, key)
+            if customer is None or customer.id is None:
+                return
+            await _erase(db, customer.id)
+            await db.commit()
+
+    async def erase_inactive(self, *, before: datetime) -> int:
+        """Erase every customer not seen since ``before``; return how many were erased."""
+        stmt = select(CustomerRow.id, CustomerRow.chat_id).where(
+            col(CustomerRow.last_seen_at) < before
+        )
+        async with self.sessions() as db:
+            rows = (await db.exec(stmt)).all()
+        ids = [i for i, chat_id in rows if i is not None and chat_id != BLANK]  # not yet erased
+        for customer_id in ids:  # one short transaction each: the bot keeps serving
+            async with self.sessions() as db:
+                await _erase(db, customer_id)
+                await db.commit()
+        logger.info("retention: %d inactive customers erased", len(ids))
+        return len(ids)
+
+    async def checkouts(self, key: ChatKey, *, now: datetime) -> CheckoutUsage:
+        """The chat's payable links now, and its links opened in the last hour."""
+        mine = col(OrderRow.customer_id) == customer_of(key)
+        open_now = select(func.count()).where(
+            mine,
+            OrderRow.state == OrderState.AWAITING_PAYMENT.value,
+            col(OrderRow.checkout_expires_at) > now,
+        )
+        last_hour = select(func.count()).where(mine, col(OrderRow.created_at) > now - HOUR)
+        async with self.sessions() as db:
+            return CheckoutUsage((await db.exec(open_now)).one(), (await db.exec(last_hour)).one())
+
+    async def recipient(self, msisdn: str, *, now: datetime) -> RecipientUsage:
+        """Orders for ``msisdn`` created since ``now`` that are or may still be paid."""
+        stmt = select(func.count(), func.coalesce(func.sum(col(OrderRow.amount_cents)), 0)).where(
+            OrderRow.msisdn_hash == msisdn,
+            col(OrderRow.created_at) >= now,
+            col(OrderRow.state).not_in(_NOT_PAID),
+        )
+        async with self.sessions() as db:
+            count, amount = (await db.exec(stmt)).one()
+        return RecipientUsage(count, amount)
+
+
+async def _erase(db: AsyncSession, customer_id: int) -> None:
+    """Delete what is only personal, blank what accounting keeps."""
+    await db.exec(delete(SavedLineRow).where(col(SavedLineRow.customer_id) == customer_id))
+    await db.exec(delete(ConversationRow).where(col(ConversationRow.customer_id) == customer_id))
+    settled = [s.value for s in FINAL_STATES]
+    await db.exec(
+        update(OrderRow)
+        .where(col(OrderRow.customer_id) == customer_id, col(OrderRow.state).in_(settled))
+        .values(chat_id=BLANK, msisdn=BLANK, owner_name=BLANK, doc_number=BLANK)
+    )
+    await db.exec(
+        update(CustomerRow)
+        .where(col(CustomerRow.id) == customer_id)
+        .values(
+            chat_id=BLANK, chat_hash=f"erased:{customer_id}", consent_version=None,
+            consented_at=None, last_inbound_at=None, promos_opt_in_at=None, promos_asked_at=None,
+        )
+    )  # fmt: skip
+
+
+@dataclass
+class SqlAudit:
+    """The audit log: one row per admin command, operator action or refused attempt."""
+
+    sessions: Sessions
+
+    async def record(self, *, actor: str, action: str, allowed: bool, at: datetime,
+                     target: str | None = None) -> None:  # fmt: skip
+        """Append an entry (``target`` must hold no personal data)."""
+        async with self.sessions() as db:
+            db.add(AuditRow(actor=actor, action=action, target=target, allowed=allowed, at=at))
+            await db.commit()
+
+    async def entries(self) -> list[AuditRow]:
+        """Every entry, oldest first."""
+        async with self.sessions() as db:
+            return list((await db.exec(select(AuditRow).order_by(col(AuditRow.id)))).all())

@@ -1,0 +1,57 @@
+"""Canary personal data, and ways to look for it in clear in logs and in the database."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+
+DNI = "45678912"
+PHONE = "987654321"
+NAME = "Zacarías Canario"
+CANARIES = (DNI, PHONE, NAME, "Canario", "987 654 321", "+51987654321")
+
+NEW_CUSTOMER = ("hola", "Acepto", PHONE, NAME, "DNI", DNI, "Recarga de saldo", "S/ 10")
+
+
+def found_in_logs(records: list[logging.LogRecord]) -> list[str]:
+    """The canaries that occur in any log message or traceback."""
+    lines = []
+    for record in records:
+        lines.append(record.getMessage())
+        if record.exc_info:
+            lines.append(logging.Formatter().formatException(record.exc_info))
+    return [c for c in CANARIES if any(c in line for line in lines)]
+
+
+async def raw_tables(engine: AsyncEngine) -> str:
+    """Every row of every table as stored (no decryption), as text."""
+    dump = []
+    async with engine.connect() as connection:
+        for name in SQLModel.metadata.tables:
+            rows = await connection.execute(text(f"SELECT * FROM {name}"))
+            dump.extend(str(tuple(row)) for row in rows)
+    return "\n".join(dump)
+
+
+async def found_in_tables(engine: AsyncEngine) -> list[str]:
+    """The canaries that occur in clear in any column of any table, read raw (no decryption)."""
+    joined = await raw_tables(engine)
+    return [c for c in CANARIES if c in joined]
+
+
+def raw_files(database_url: str) -> bytes:
+    """The bytes of a SQLite database and its WAL (empty for other URLs)."""
+    if not database_url.startswith("sqlite"):
+        return b""
+    path = Path(database_url.split("///", 1)[1])
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def found_in_files(database_url: str) -> list[str]:
+    """The canaries in the raw bytes of a SQLite database and its WAL (empty for other URLs)."""
+    raw = raw_files(database_url)
+    return [c for c in CANARIES if c.encode() in raw]
