@@ -11,18 +11,18 @@ import asyncio
 import contextlib
 import itertools
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.servers import served
 
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "RecargaBot", "username": "RecargaBot"}
 
@@ -169,14 +169,5 @@ BLOCKED = {"ok": False, "error_code": 403, "description": "Forbidden: bot was bl
 async def serving(api: FakeBotApi) -> AsyncIterator[str]:
     """Serve the fake on 127.0.0.1, a free port, in this event loop; yield the bot API base URL."""
     app = Starlette(routes=[Route("/bot{token}/{method}", api._endpoint, methods=["GET", "POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)  # connections wait in the backlog until uvicorn accepts: no start-up race
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/bot"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served(app) as url:
+        yield f"{url}/bot"

@@ -10,21 +10,17 @@ sender (21610). Every request is recorded, accepted or not, so tests count at th
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import secrets
-import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -164,35 +160,3 @@ class FakeTwilio:
         )  # fmt: skip
         resource["from"] = form["From"]
         return resource
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that says when it listens, so tests wait on an event, not a sleep."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 (a free port) in this event loop; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    ready = asyncio.ensure_future(server.ready.wait())
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready.cancel()
-        task.result()  # raises why the server could not start
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

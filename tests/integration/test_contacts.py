@@ -9,7 +9,8 @@ import pytest
 
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contact
-from storage.db import create_tables, make_engine, make_sessionmaker
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
 from storage.repositories import SqlContacts
 
 AT = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -18,9 +19,9 @@ WHATSAPP = ChatKey(Channel.WHATSAPP, "+51987654321")
 
 
 @pytest.fixture
-async def contacts(tmp_path):
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'contacts.db'}")
-    await create_tables(engine)
+async def contacts(database_url):
+    engine = make_engine(database_url)
+    await upgrade(engine)
     yield SqlContacts(make_sessionmaker(engine))
     await engine.dispose()
 

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +31,8 @@ from conversations.model import (
 )
 from conversations.ports import OrderChanges
 from conversations.session import Draft, Payment, Profile, Session, Step
-from storage.db import create_tables, make_engine, make_sessionmaker
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
 from storage.repositories import SqlConversationStore, SqlOrders
 
 S = OrderState
@@ -46,16 +46,17 @@ IN_MEMORY = pytest.mark.parametrize("url", ["memory"], indirect=True)
 
 
 @pytest.fixture(params=["file", "memory"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
+def url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The suite's database; on SQLite also ``:memory:`` (PostgreSQL runs the case twice)."""
+    if request.param == "memory" and database_url.startswith("sqlite"):
         return "sqlite+aiosqlite:///:memory:"
-    return f"sqlite+aiosqlite:///{tmp_path / 'repositories.db'}"
+    return database_url
 
 
 @pytest.fixture
 async def engine(url: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(url)
-    await create_tables(engine)
+    await upgrade(engine)
     yield engine
     await engine.dispose()
 
@@ -135,6 +136,7 @@ def moving(
 # ---------------------------------------------------------------- engine
 
 
+@pytest.mark.sqlite_only
 @ON_FILE
 async def test_file_database_uses_wal_busy_timeout_and_foreign_keys(engine: AsyncEngine):
     pragmas = "SELECT * FROM pragma_journal_mode, pragma_busy_timeout, pragma_foreign_keys"
@@ -255,7 +257,9 @@ async def test_an_unknown_order_is_none(orders: SqlOrders):
 async def test_amounts_are_stored_as_integer_centimos(orders: SqlOrders, engine: AsyncEngine):
     await orders.add(an_order())
 
-    rows = await query(engine, "SELECT amount_cents, typeof(amount_cents), currency FROM orders")
+    type_of = "typeof" if engine.dialect.name == "sqlite" else "pg_typeof"
+    sql = f"SELECT amount_cents, CAST({type_of}(amount_cents) AS TEXT), currency FROM orders"
+    rows = await query(engine, sql)
 
     assert rows == [(1000, "integer", "pen")]
 

@@ -9,24 +9,7 @@ import httpx
 import pytest
 import stripe
 
-from bot.app import Overrides, build
-from tests.fakes import CapturedWebhooks, MovableClock, RecordingMessenger
-from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
-
-
-@pytest.fixture
-async def captured_bot(settings):
-    """The bot with the sandbox's webhooks captured instead of posted, so tests deliver them."""
-    webhooks, messenger = CapturedWebhooks(), RecordingMessenger()
-    app = build(
-        settings, overrides=Overrides(clock=MovableClock(), messenger=messenger, deliver=webhooks)
-    )
-    async with app.state.services.lifetime(background=False) as services:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://bot.test"
-        )
-        async with client:
-            yield services, client, webhooks, Customer(services, messenger)
+from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY
 
 
 async def _paid_event(captured_bot) -> tuple[bytes, str]:

@@ -11,8 +11,9 @@ from starlette.applications import Starlette
 
 from bot.app import Overrides, Services, build
 from bot.settings import Settings
-from tests.fake_twilio import FakeTwilio, serving
+from tests.fake_twilio import FakeTwilio
 from tests.fakes import MovableClock
+from tests.servers import served
 from tests.whatsapp.phone import AUTH_TOKEN, SEEN_BY_APP, SENDER, Phone
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -28,7 +29,7 @@ def template_sid() -> str | None:
 @pytest.fixture
 async def twilio(clock: MovableClock) -> AsyncIterator[FakeTwilio]:
     fake = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN, clock, templates=frozenset({TEMPLATE_SID}))
-    async with serving(fake.app) as url:
+    async with served(fake.app) as url:
         fake.base_url = url
         yield fake
 

@@ -7,26 +7,23 @@ the money invariants of every order against what the fakes recorded.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
 
 from bot.app import Overrides, Services, build
 from bot.settings import Settings
 from conversations.model import OrderState
+from tests.db import table_rows
 from tests.fake_reloadly import FakeReloadly
 from tests.fake_stripe import FakeStripe
 from tests.fakes import MovableClock, RecordingMessenger
+from tests.servers import served
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
 
 
@@ -38,29 +35,6 @@ class RecordingAlerts:
 
     async def alert(self, what: str, *, order_id: str | None = None) -> None:
         self.sent.append((what, order_id))
-
-
-@asynccontextmanager
-async def served(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve the app on a free loopback port for the duration of the block; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", ws="none", http="h11",
-        timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @dataclass
@@ -112,20 +86,18 @@ def post_webhook(
     return client.post("/payments/stripe/webhook", content=payload, headers=headers)
 
 
-def database_of(world: World) -> Path:
-    """The SQLite file the world's bots share."""
-    return Path(world.settings.database_url.split("///", 1)[1])
+def database_of(world: World) -> str:
+    """The database the world's bots share."""
+    return world.settings.database_url
 
 
-def order_rows(database: Path) -> list[dict[str, Any]]:
+async def order_rows(database_url: str) -> list[dict[str, Any]]:
     """Every order as stored, read with plain SQL."""
-    with sqlite3.connect(database) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute("SELECT * FROM orders")]
+    return await table_rows(database_url, "orders")
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
     """Fakes served on loopback, and bot processes started on them; all stopped afterwards."""
     stripe_fake, reloadly_fake = FakeStripe(), FakeReloadly()
     clock, alerts = MovableClock(), RecordingAlerts()
@@ -135,7 +107,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         stack.callback(reloadly_fake.release.set)  # let held answers finish before stopping
         settings = Settings(
             _env_file=None,
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            database_url=database_url,
             public_base_url="https://bot.test",
             sandbox_secret_path=tmp_path / "sandbox-secret",
             stripe_secret_key="sk_test_fake",
@@ -165,12 +137,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             return Bot(services, client, Customer(services, messenger), messenger)
 
         yield World(stripe_fake, reloadly_fake, clock, alerts, settings, start)
-    check_money(tmp_path / "bot.db", stripe_fake, reloadly_fake)
+    await check_money(database_url, stripe_fake, reloadly_fake)
 
 
-def check_money(database: Path, stripe_fake: FakeStripe, reloadly_fake: FakeReloadly) -> None:
+async def check_money(
+    database_url: str, stripe_fake: FakeStripe, reloadly_fake: FakeReloadly
+) -> None:
     """Refunded ≤ charged, top-up ≤ paid, never completed and refunded, one top-up per order."""
-    rows = order_rows(database) if database.exists() else []
+    rows = await order_rows(database_url)
     for row in rows:
         charged = stripe_fake.charged(row["checkout_session_id"] or "")
         intent = stripe_fake.sessions.get(row["checkout_session_id"] or "", {}).get(

@@ -75,7 +75,8 @@ async def test_a_crash_at_each_point_ends_completed_with_at_most_one_top_up(
 
     await _die_at(point, world, dying)
     await dying.services.engine.dispose()  # as the OS would: its connections and locks go
-    [crashed_in] = [row["state"] for row in order_rows(database_of(world)) if row["id"] == order_id]
+    rows = await order_rows(database_of(world))
+    [crashed_in] = [row["state"] for row in rows if row["id"] == order_id]
     world.clock.advance(minutes=3)  # the claim of the dead process is now stale
     restarted = await world.start()  # its start-up pass is the one reconciler pass
 

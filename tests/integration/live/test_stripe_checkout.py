@@ -85,13 +85,13 @@ async def test_a_replayed_valid_event_changes_nothing(world: World):
     payload = world.stripe.event("checkout.session.completed", session_id)
     await post_webhook(bot.client, payload, world.stripe.sign(payload))
     await bot.services.worker.run_once()
-    before = order_rows(database_of(world))
+    before = (await order_rows(database_of(world)))
 
     replay = await post_webhook(bot.client, payload, world.stripe.sign(payload))
     await bot.services.worker.run_once()
 
     assert replay.status_code == 200
-    assert order_rows(database_of(world)) == before
+    assert (await order_rows(database_of(world))) == before
     assert world.reloadly.posts == {order_id: 1}
     assert sum("Recarga exitosa" in t for t in bot.customer.texts()) == 1
 

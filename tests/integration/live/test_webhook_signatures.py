@@ -39,12 +39,12 @@ async def test_an_invalid_signature_gets_400_with_no_writes_and_no_calls(world: 
     payload = world.stripe.event("checkout.session.completed", session_id)
     body, signature = _cases(world, payload)[case]
     database = database_of(world)
-    rows, calls = order_rows(database), world.stripe.outbound
+    rows, calls = (await order_rows(database)), world.stripe.outbound
 
     response = await post_webhook(bot.client, body, signature)
 
     assert response.status_code == 400
-    assert order_rows(database) == rows
+    assert (await order_rows(database)) == rows
     assert world.stripe.outbound == calls
     assert world.reloadly.posts == {}
     assert (await bot.services.orders.get(order_id)).state.value == "awaiting_payment"

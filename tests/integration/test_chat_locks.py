@@ -1,0 +1,66 @@
+"""Advisory chat locks: one chat at a time across replicas sharing one PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conversations.model import Channel, ChatKey
+from storage.db import make_engine
+from storage.locks import AdvisoryChatLocks, lock_id
+
+pytestmark = pytest.mark.postgres_only
+
+CHAT = ChatKey(Channel.TELEGRAM, "1001")
+OTHER = ChatKey(Channel.TELEGRAM, "1002")
+
+
+@pytest.fixture
+async def replicas(database_url) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """Two engines, as two `recargabot serve` processes would have."""
+    first, second = make_engine(database_url), make_engine(database_url)
+    yield first, second
+    await first.dispose()
+    await second.dispose()
+
+
+async def _free(engine: AsyncEngine, key: ChatKey) -> bool:
+    """Whether another session could take the chat's lock right now (released at once)."""
+    async with engine.connect() as connection:
+        taken = (
+            await connection.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id(key)})
+        ).scalar()
+        if taken:
+            await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id(key)})
+    return bool(taken)
+
+
+async def test_a_chat_held_by_one_replica_waits_for_it_in_the_other(replicas):
+    first, second = replicas
+    order: list[str] = []
+
+    async def second_replica() -> None:
+        async with AdvisoryChatLocks(second, max_held=2).hold(CHAT):
+            order.append("second")
+
+    async with AdvisoryChatLocks(first, max_held=2).hold(CHAT):
+        waiting = asyncio.create_task(second_replica())
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), 0.3)
+        order.append("first")
+    await waiting
+
+    assert order == ["first", "second"]
+    assert await _free(second, CHAT)
+
+
+async def test_different_chats_do_not_wait_for_each_other(replicas):
+    first, second = replicas
+
+    async with AdvisoryChatLocks(first, max_held=2).hold(CHAT):
+        assert not await _free(second, CHAT)
+        assert await _free(second, OTHER)
