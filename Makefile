@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean bench
 
 demo: $(VENV)/.runtime
 	$(BIN)/recargabot demo
 
+# The suite on SQLite, then again on a throwaway PostgreSQL server (tests/unit is the pure core:
+# no database, so it runs once).
 test: $(VENV)/.dev
 	$(BIN)/pytest
+	scripts/with-postgres.sh $(BIN)/pytest --ignore=tests/unit
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -27,6 +30,11 @@ $(VENV)/.runtime: pyproject.toml $(VENV)/.created
 $(VENV)/.dev: pyproject.toml $(VENV)/.created
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.runtime
+
+# Benchmarks on loopback (bench/run.py): prints a table, writes bench/results/.
+bench: $(VENV)/.dev
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

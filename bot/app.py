@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 
 import httpx
 import stripe
@@ -27,6 +28,7 @@ from adapters.telegram_messenger import TelegramMessenger
 from bot import web
 from bot.messengers import ChannelRouter
 from bot.payments import stripe_webhook
+from bot.promo_admin import promo_admin
 from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
 from bot.telegram import TelegramChannel, TelegramHandlers, telegram_application, telegram_channel
@@ -34,11 +36,17 @@ from bot.whatsapp import Inbox, whatsapp_messenger, whatsapp_routes
 from bot.worker import Worker
 from conversations.catalog import Catalogue
 from conversations.fulfilment import Fulfilment, RetryPolicy
+from conversations.limits import Limits
 from conversations.machine import OrderSettled, Rules
 from conversations.model import Order
-from conversations.ports import Alerts, Messenger, Payments, TopUps
-from conversations.service import ChatService
-from storage.db import create_tables, make_engine, make_sessionmaker
+from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
+from conversations.privacy_guard import Guard
+from conversations.service import ChatService, KeyedLocks
+from storage.crypto import DataKeys, local_keys
+from storage.db import make_engine, make_sessionmaker
+from storage.locks import AdvisoryChatLocks
+from storage.migrate import upgrade
+from storage.privacy import SqlAudit, SqlPrivacy
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
 
 logger = logging.getLogger(__name__)
@@ -74,11 +82,13 @@ class Services:
     # Vendor clients to close with the app (Stripe's and Reloadly's HTTP pools).
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     telegram: TelegramChannel | None = None
+    privacy: SqlPrivacy | None = None
+    audit: SqlAudit | None = None
 
     @asynccontextmanager
     async def lifetime(self, *, background: bool = True) -> AsyncIterator[Services]:
         """Create tables, finish what a previous run left, run the worker; clean up after."""
-        await create_tables(self.engine)
+        await upgrade(self.engine)
         if self.telegram:  # before the worker, which may tell customers at once
             await self.telegram.start()
         await self.worker.run_once()
@@ -126,6 +136,19 @@ def webhook_secret(settings: Settings) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def data_keys(settings: Settings) -> DataKeys:
+    """The keys of the personal data columns; the demo keeps generated ones in a local file."""
+    fernet, hash_key = settings.data_encryption_keys, settings.data_hash_key
+    if fernet and hash_key:
+        listed = tuple(k.strip() for k in fernet.get_secret_value().split(",") if k.strip())
+        return DataKeys(listed, hash_key.get_secret_value())
+    return local_keys(data_keys_path(settings))
+
+
+def data_keys_path(settings: Settings) -> Path:
+    return settings.data_keys_path or settings.sandbox_secret_path.with_name("data-keys.json")
+
+
 def stripe_payments(settings: Settings, secret_key: str) -> tuple[StripePayments, Closer]:
     """Stripe Checkout through an async StripeClient aimed at STRIPE_API_BASE_URL."""
     http_client = stripe.HTTPXClient(timeout=20)
@@ -150,6 +173,17 @@ def reloadly_topups(settings: Settings) -> tuple[ReloadlyTopUps, Closer]:
     return ReloadlyTopUps(http=http, config=config), http.aclose
 
 
+def limits(settings: Settings) -> Limits:
+    """The abuse limits from the settings."""
+    return Limits(
+        messages_per_minute=settings.limit_messages_per_minute,
+        open_checkouts=settings.limit_open_checkouts,
+        checkouts_per_hour=settings.limit_checkouts_per_hour,
+        topups_per_recipient_day=settings.limit_topups_per_recipient_day,
+        cents_per_recipient_day=settings.limit_soles_per_recipient_day * 100,
+    )
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.topup_max_attempts,
@@ -159,14 +193,22 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def chat_locks(engine: AsyncEngine) -> ChatLocks:
+    """Per-chat order within this process, or across every replica on PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        return AdvisoryChatLocks(engine, max_held=10)
+    return KeyedLocks()
+
+
 def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlette:
     """Wire every part of the bot and return the ASGI app (``app.state.services`` holds them)."""
     given = overrides or Overrides()
     clock = given.clock or (lambda: datetime.now(UTC))
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, keys=data_keys(settings))
     sessions = make_sessionmaker(engine)
     store, orders = SqlConversationStore(sessions, clock=clock), SqlOrders(sessions)
     contacts = SqlContacts(sessions)
+    privacy, audit = SqlPrivacy(sessions), SqlAudit(sessions)
     whatsapp = whatsapp_messenger(settings, contacts=contacts, clock=clock)
     # A messenger override (the terminal demo) would swallow Telegram's replies: no Telegram then.
     use_telegram = settings.telegram_bot_token is not None and given.messenger is None
@@ -205,6 +247,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
         rules=Rules(load_catalogue(settings), policy_version=settings.privacy_policy_version),
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
+        privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=chat_locks(engine),
     )  # fmt: skip
 
     async def tell(order: Order) -> None:
@@ -218,6 +261,10 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     channel, telegram_routes = (
         telegram_channel(bot_app, settings, TelegramHandlers(
             chat, contacts, chat.messenger, orders.day_stats, settings.admin_telegram_ids, clock,
+            audit=audit, extra=promo_admin(
+                settings, sessions, contacts=contacts, messenger=chat.messenger, clock=clock,
+                audit=audit,
+            ).handlers(),
         )) if bot_app else (None, [])
     )  # fmt: skip
     routes = [
@@ -236,6 +283,6 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     app.router.routes.extend(routes)
     app.state.services = Services(
         settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http,
-        tuple(closers), telegram=channel,
+        tuple(closers), telegram=channel, privacy=privacy, audit=audit,
     )  # fmt: skip
     return app

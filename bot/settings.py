@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import SecretStr, field_validator, model_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every setting the bot reads; ``.env.example`` documents each one."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting must not echo tokens or keys into an error message.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = "sqlite+aiosqlite:///./recargabot.db"
     public_base_url: str | None = None
@@ -48,8 +50,24 @@ class Settings(BaseSettings):
     telegram_max_messages_per_second: float = 30.0
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
+    # Promo campaigns: paced below each channel's limit so customers' own replies keep priority.
+    promo_telegram_per_second: float = Field(default=25.0, gt=0)
+    promo_telegram_per_chat_seconds: float = Field(default=1.0, ge=0)
+    promo_whatsapp_per_second: float = Field(default=10.0, gt=0)
+    promo_concurrency: int = Field(default=16, ge=1)
+
     catalog_path: Path | None = None
     privacy_policy_version: str = "2026-11"
+
+    data_encryption_keys: SecretStr | None = None  # Fernet keys, comma-separated, newest first
+    data_hash_key: SecretStr | None = None
+    data_keys_path: Path | None = None  # demo keys; default: beside SANDBOX_SECRET_PATH
+    retention_days: int = 365
+    limit_messages_per_minute: int = 20
+    limit_open_checkouts: int = 3
+    limit_checkouts_per_hour: int = 5
+    limit_topups_per_recipient_day: int = 3
+    limit_soles_per_recipient_day: int = 60
     reconcile_interval_seconds: float = 60.0
     log_level: str = "INFO"
 
@@ -90,6 +108,19 @@ class Settings(BaseSettings):
         """Refuse a Telegram webhook (token and public URL) that anyone could post to."""
         if self.telegram_bot_token and self.public_base_url and not self.telegram_webhook_secret:
             raise ValueError("a Telegram webhook needs TELEGRAM_WEBHOOK_SECRET (A-Z a-z 0-9 _ -)")
+        return self
+
+    @model_validator(mode="after")
+    def _data_keys_come_together(self) -> Self:
+        """Refuse one data key without the other: rows would be unreadable or unfindable."""
+        if bool(self.data_encryption_keys) != bool(self.data_hash_key):
+            raise ValueError("set DATA_ENCRYPTION_KEYS and DATA_HASH_KEY together (or neither)")
+        keys = self.data_encryption_keys.get_secret_value() if self.data_encryption_keys else ""
+        for key in filter(None, (k.strip() for k in keys.split(","))):
+            try:
+                Fernet(key)
+            except ValueError:  # the message must not quote the key
+                raise ValueError("DATA_ENCRYPTION_KEYS: a value is not a Fernet key") from None
         return self
 
     @property

@@ -11,8 +11,9 @@ outlast Twilio's 15-second timeout, and replies go through the REST API, not the
 MessageSid is recorded before handling, so a crash mid-way loses that one message (the customer
 writes again) rather than answering it twice.
 
-BAJA / STOP and ALTA / START are settled here, at the channel's edge: they only set the
-customer's opt-out flag, which ``conversations.delivery`` reads.
+BAJA / STOP and ALTA / START are settled here, at the channel's edge: they set the customer's
+opt-out flag, which ``conversations.delivery`` reads, and the promo opt-in (BAJA withdraws it,
+ALTA gives it, with the time).
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ class Inbox:
         if word not in OPT_OUT_WORDS | OPT_IN_WORDS:
             return False
         out = word in OPT_OUT_WORDS
-        await self.contacts.mark(inbound.key, at=self.clock(), opted_out=out)
+        # BAJA also withdraws the promo opt-in; ALTA is an express yes to promos.
+        await self.contacts.mark(inbound.key, at=self.clock(), opted_out=out, promos=not out)
         logger.info("%s opted %s (%s)", mask_chat(inbound.key), "out" if out else "in", word)
         await self.messenger.send(inbound.key, msg.opted_out() if out else msg.opted_in())
         return True

@@ -25,7 +25,16 @@ from conversations.catalog import (
     parse_soles,
 )
 from conversations.messages import Option, Reply
-from conversations.model import DocType, Line, Order, OrderState, Product, ProductKind, Purchase
+from conversations.model import (
+    DocType,
+    Line,
+    Order,
+    OrderState,
+    PersonalData,
+    Product,
+    ProductKind,
+    Purchase,
+)
 from conversations.session import Draft, Payment, Session, Step
 
 # ---------------------------------------------------------------- events (what happened)
@@ -85,9 +94,23 @@ class HistoryLoaded:
     orders: tuple[Order, ...]
 
 
+@dataclass(frozen=True)
+class PersonalDataLoaded:
+    """What storage keeps about the customer, read for "mis datos"."""
+
+    data: PersonalData
+
+
+@dataclass(frozen=True)
+class CheckoutRefused:
+    """No link was opened: an abuse limit (``conversations.limits.Refusal``) was reached."""
+
+    reason: str
+
+
 Event = (
     Text | Choice | OperatorChecked | CheckoutOpened | CheckoutFailed | OrderSettled | Resumed
-    | HistoryLoaded
+    | HistoryLoaded | PersonalDataLoaded | CheckoutRefused
 )  # fmt: skip
 
 # ---------------------------------------------------------------- effects (what to do)
@@ -130,9 +153,27 @@ class ShowHistory:
     limit: int = 5
 
 
+@dataclass(frozen=True)
+class ShowPersonalData:
+    """Read what is kept about the customer (answered with PersonalDataLoaded)."""
+
+
+@dataclass(frozen=True)
+class ErasePersonalData:
+    """Delete the customer's personal data and anonymise their orders (after a Sí)."""
+
+
+@dataclass(frozen=True)
+class RecordPromos:
+    """Store the promo question as asked (None) or answered (True: opt in, with the time)."""
+
+    opt_in: bool | None
+
+
 Effect = (
     Say | CheckOperator | RecordConsent | RememberLine | OpenCheckout | CancelCheckout | ShowHistory
-)
+    | ShowPersonalData | ErasePersonalData | RecordPromos
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,7 +208,12 @@ _ALIASES = {
     _OTHER_AMOUNT: ("otro", "otro monto"),
     "change:number": ("numero", "el numero"),
     "change:product": ("monto", "paquete", "producto", "monto o paquete"),
+    "erase:yes": ("si", "borrar", "si, borrar"),
+    "erase:no": ("no", "no borrar"),
 }
+_ALIASES["promos:si"] = ("si", "quiero", "ok", "alta")
+_ALIASES["promos:no"] = ("no", "no gracias", "baja")
+_PROMO_OPTIONS = (Option("promos:si", "Sí, quiero"), Option("promos:no", "No, gracias"))
 
 
 def options(session: Session, rules: Rules) -> tuple[Option, ...]:
@@ -196,6 +242,10 @@ def options(session: Session, rules: Rules) -> tuple[Option, ...]:
             )
         case Step.CHANGE:
             return (Option("change:number", "Número"), Option("change:product", "Monto o paquete"))
+        case Step.CONFIRM_ERASE:
+            return (Option("erase:yes", "Sí, borrar"), Option("erase:no", "No"))
+        case Step.ASK_PROMOS:
+            return _PROMO_OPTIONS
         case _:
             return ()
 
@@ -227,8 +277,9 @@ _COMMANDS = {
     "cancelar": "cancel", "cancel": "cancel",
     "ayuda": "help", "help": "help",
     "misrecargas": "history",
+    "misdatos": "my_data", "borrar": "erase",
 }  # fmt: skip
-_PHRASES = {"mis recargas": "history"}
+_PHRASES = {"mis recargas": "history", "mis datos": "my_data", "borrar mis datos": "erase"}
 
 
 def command_of(event: Event) -> str | None:
@@ -243,6 +294,9 @@ def command_of(event: Event) -> str | None:
 
 def step(session: Session, event: Event, rules: Rules) -> Transition:
     """Decide what happens next. Pure: no I/O, no clock, no channel knowledge."""
+    answered = _chosen(session, event, rules) or command_of(event)
+    if session.step is Step.ASK_PROMOS and not answered:
+        session = replace(session, step=Step.IDLE)  # optional: any other message lapses it
     if isinstance(event, OrderSettled):
         return _settled(session, event.order)
     if isinstance(event, Resumed):
@@ -250,7 +304,17 @@ def step(session: Session, event: Event, rules: Rules) -> Transition:
     if isinstance(event, HistoryLoaded):
         pending = () if session.step is Step.IDLE else _prompt(session, rules)
         return Transition(session, (Say(msg.history(event.orders)), *pending))
+    if isinstance(event, PersonalDataLoaded):
+        pending = () if session.step is Step.IDLE else _prompt(session, rules)
+        return Transition(session, (Say(msg.my_data(event.data)), *pending))
     command = command_of(event)
+    if command == "my_data":
+        return Transition(session, (ShowPersonalData(),))
+    if command == "erase":
+        asking = replace(session, step=Step.CONFIRM_ERASE)
+        return Transition(asking, _prompt(asking, rules))
+    if command == "promos":
+        return _promos_command(session, event, rules)
     if command == "cancel":
         return _cancel(session)
     if command == "help":
@@ -325,6 +389,10 @@ def _prompt(session: Session, rules: Rules, *, saved: bool = False) -> tuple[Eff
             return (Say(msg.summary(purchase, choices)),) if purchase else ()
         case Step.CHANGE:
             return (Say(msg.ask_change(choices)),)
+        case Step.ASK_PROMOS:
+            return (Say(msg.ask_promos(choices)),)
+        case Step.CONFIRM_ERASE:
+            return (Say(msg.confirm_erase(choices)),)
         case Step.AWAIT_PAYMENT:
             payment = session.payment
             return (Say(msg.payment_pending(payment.amount_cents, payment.url)),) if payment else ()
@@ -511,6 +579,8 @@ def _on_payment(session: Session, event: Event, rules: Rules) -> Transition:
             replace(session, payment=opened),
             (Say(msg.payment_link(payment.amount_cents, event.url)),),
         )
+    if isinstance(event, CheckoutRefused) and payment.order_id is None:
+        return Transition(Session(profile=session.profile), (Say(msg.limit_reached(event.reason)),))
     if isinstance(event, CheckoutFailed) and payment.order_id is None:
         back = replace(session, step=Step.CONFIRM, payment=None)
         return Transition(back, (Say(msg.checkout_failed(options(back, rules))),))
@@ -525,10 +595,27 @@ def _settled(session: Session, order: Order) -> Transition:
     updated = replace(session, profile=profile)
     if session.payment and session.payment.order_id == order.id:
         updated = Session(profile=profile)
+    if order.state is OrderState.COMPLETED and not profile.promos_asked and _idle(updated):
+        return _ask_promos(updated, msg.settled(order))
     return Transition(updated, (Say(msg.settled(order)),))
 
 
+def _on_erase(session: Session, event: Event, rules: Rules) -> Transition:
+    """Erase after a Sí (cancelling an open link first); a No goes back to where the chat was."""
+    match _chosen(session, event, rules):
+        case "erase:yes":
+            cancel = _cancel(session).effects[:-1]  # the CancelCheckout, if a link was open
+            return Transition(Session(), (*cancel, ErasePersonalData(), Say(msg.erased())))
+        case "erase:no":
+            if session.payment is not None:
+                back = replace(session, step=Step.AWAIT_PAYMENT)
+                return Transition(back, (Say(msg.erase_kept()), *_prompt(back, rules)))
+            return Transition(Session(profile=session.profile), (Say(msg.erase_kept()),))
+    return _reask(session, rules)
+
+
 _HANDLERS: dict[Step, Callable[[Session, Event, Rules], Transition]] = {
+    Step.CONFIRM_ERASE: _on_erase,
     Step.CONSENT: _on_consent,
     Step.PICK_LINE: _on_pick_line,
     Step.ASK_NUMBER: _on_number,
@@ -544,3 +631,46 @@ _HANDLERS: dict[Step, Callable[[Session, Event, Rules], Transition]] = {
     Step.CHANGE: _on_change,
     Step.AWAIT_PAYMENT: _on_payment,
 }
+
+
+# ---------------------------------------------------------------- promos: asked once, /promos si|no
+
+
+def _idle(session: Session) -> bool:
+    return session.step is Step.IDLE and session.payment is None
+
+
+def _ask_promos(session: Session, told: Reply) -> Transition:
+    """After the first completed recharge, ask once, in the same message, about promos."""
+    asked = replace(session, step=Step.ASK_PROMOS)
+    asked = replace(asked, profile=replace(asked.profile, promos_asked=True))
+    question = msg.ask_promos(_PROMO_OPTIONS)
+    reply = Reply(f"{told.text}\n\n{question.text}", question.options)
+    return Transition(asked, (Say(reply), RecordPromos(None)))
+
+
+def _on_promos(session: Session, event: Event, rules: Rules) -> Transition:
+    # Only answers reach here: step() lapses the question on anything else.
+    return _promos_set(session, _chosen(session, event, rules) == "promos:si", rules)
+
+
+def _promos_command(session: Session, event: Event, rules: Rules) -> Transition:
+    """``/promos si`` or ``/promos no``; anything else explains the command."""
+    words = fold(_typed(event) or "").split()
+    answer = words[1] if len(words) > 1 else ""
+    if answer in ("si", "no"):
+        return _promos_set(session, answer == "si", rules)
+    return Transition(session, (Say(msg.promos_usage()), *_prompt(session, rules)))
+
+
+def _promos_set(session: Session, opt_in: bool, rules: Rules) -> Transition:
+    if session.step is Step.ASK_PROMOS:
+        session = replace(session, step=Step.IDLE)
+    session = replace(session, profile=replace(session.profile, promos_asked=True))
+    pending = () if session.step is Step.IDLE else _prompt(session, rules)
+    said = Say(msg.promos_on() if opt_in else msg.promos_off())
+    return Transition(session, (RecordPromos(opt_in), said, *pending))
+
+
+_HANDLERS[Step.ASK_PROMOS] = _on_promos
+_COMMANDS["promos"] = "promos"  # /promos si | /promos no

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 
 from conversations.catalog import MAX_CUSTOM_SOLES, MIN_CUSTOM_SOLES, display_msisdn, soles
-from conversations.model import DocType, Line, Order, Product, ProductKind, Purchase
+from conversations.model import (
+    DocType,
+    Line,
+    Order,
+    PersonalData,
+    Product,
+    ProductKind,
+    Purchase,
+)
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,7 @@ def help_text() -> Reply:
         "• cancelar o /cancelar: anular lo que estás haciendo\n"
         "• ayuda o /ayuda: ver esta ayuda\n"
         "• mis recargas o /misrecargas: ver tus últimas recargas\n"
+        "• mis datos o /misdatos: ver tus datos; /borrar: borrarlos\n"
         f"El pago se hace solo en la página segura del enlace. {_NO_CARD_HERE}"
     )
 
@@ -229,6 +238,31 @@ def opted_out() -> Reply:
 
 def opted_in() -> Reply:
     return Reply("¡Listo! Volverás a recibir nuestras novedades. Para dejarlas, escribe BAJA.")
+
+
+def ask_promos(options: Sequence[Option]) -> Reply:
+    """The one-time promo question, asked after the first successful recharge."""
+    return Reply(
+        "¿Quieres recibir por este chat promociones y recordatorios para que tu línea no se "
+        "quede sin saldo? Puedes cambiarlo cuando quieras.",
+        tuple(options),
+    )
+
+
+def promos_on() -> Reply:
+    return Reply(
+        "¡Listo! Te enviaremos promociones de vez en cuando. Para dejarlas, escribe «promos no»."
+    )
+
+
+def promos_off() -> Reply:
+    return Reply(
+        "Entendido, no te enviaremos promociones. Si cambias de opinión, escribe «promos si»."
+    )
+
+
+def promos_usage() -> Reply:
+    return Reply("Escribe «promos si» para recibir promociones o «promos no» para dejarlas.")
 
 
 def settled(order: Order) -> Reply:
@@ -295,3 +329,65 @@ def saved_line_label(line: Line) -> str:
 def repeat_label(purchase: Purchase) -> str:
     amount, number = soles(purchase.product.price_cents), display_msisdn(purchase.line.msisdn)
     return f"Repetir última recarga ({amount} al {number})"
+
+
+# ---------------------------------------------------------------- privacy and limits
+
+
+def my_data(data: PersonalData) -> Reply:
+    """Show the customer what the bot keeps about them (documents masked)."""
+    if data.consent_version is None and not data.lines and not data.orders:
+        return Reply("No guardo ningún dato personal tuyo.")
+    when = f" el {data.consented_at.astimezone(LIMA):%d/%m/%Y}" if data.consented_at else ""
+    consent = f"Aceptaste el aviso de privacidad (versión {data.consent_version}){when}."
+    rows = [
+        f"• {display_msisdn(ln.msisdn)} · {ln.owner_name} · {DOC_LABELS[ln.doc_type]} "
+        f"****{ln.doc_number[-4:]}"
+        for ln in data.lines
+    ]
+    saved = "Líneas guardadas:\n" + "\n".join(rows) if rows else "No tienes líneas guardadas."
+    return Reply(
+        f"Tus datos:\n{consent if data.consent_version else 'Sin consentimiento registrado.'}\n"
+        f"{saved}\nPedidos con tus datos: {data.orders}.\n"
+        "Para borrarlos escribe /borrar."
+    )
+
+
+def confirm_erase(options: Sequence[Option]) -> Reply:
+    return Reply(
+        "¿Borro tus datos personales (líneas guardadas, nombres, documentos y tu aceptación del "
+        "aviso)? Tus pedidos quedan solo como registro contable, sin datos personales.",
+        tuple(options),
+    )
+
+
+def erased() -> Reply:
+    return Reply("Listo, borré tus datos personales. Si vuelves a escribirme, empezamos de cero.")
+
+
+def erase_kept() -> Reply:
+    return Reply("De acuerdo, no borré nada.")
+
+
+def card_in_chat(pending_url: str | None) -> Reply:
+    """Warn a customer who typed a card number; it was neither stored nor read."""
+    text = (
+        "⚠️ Parece que escribiste un número de tarjeta. No lo guardé. Por tu seguridad, "
+        "nunca escribas los datos de tu tarjeta en el chat: paga solo en la página segura "
+        "del enlace de pago."
+    )
+    return Reply(text, link=Link("Ir a la página de pago", pending_url) if pending_url else None)
+
+
+def too_many_messages() -> Reply:
+    return Reply("Estás enviando muchos mensajes seguidos. Espera un minuto y vuelve a escribirme.")
+
+
+def limit_reached(reason: str) -> Reply:
+    """Refuse a new payment link politely; nothing was charged."""
+    if reason == "recipient":
+        why = "Ese número ya alcanzó el máximo de recargas por hoy"
+    else:
+        why = "Ya pediste varios enlaces de pago hace poco"
+    return Reply(f"{why}. Por seguridad no generé otro enlace; inténtalo más tarde. No se hizo "
+                 "ningún cargo.")

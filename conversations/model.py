@@ -123,3 +123,13 @@ class PaymentEvent:
     kind: PaymentEventKind
     session_id: str
     order_id: str | None
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """What the bot keeps about one chat's customer, as shown to them by "mis datos"."""
+
+    consent_version: str | None = None
+    consented_at: datetime | None = None
+    lines: tuple[Line, ...] = ()
+    orders: int = 0  # orders of this chat still holding personal data

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from conversations.limits import CheckoutUsage, RecipientUsage
 from conversations.machine import Verdict
 from conversations.messages import Reply
-from conversations.model import ChatKey, Checkout, Line, Order, OrderState
+from conversations.model import ChatKey, Checkout, Line, Order, OrderState, PersonalData
 from conversations.session import Session
 
 
@@ -21,6 +23,9 @@ class ConversationStore(Protocol):
     async def save(self, key: ChatKey, session: Session) -> None: ...
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None: ...
+
+    async def record_promos(self, key: ChatKey, *, opt_in: bool | None, at: datetime) -> None:
+        """Record the promo question asked (None) or answered: yes opts in, no opts out."""
 
     async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None: ...
 
@@ -130,6 +135,11 @@ class Alerts(Protocol):
         """Tell the operators that something needs a human (no personal data in ``what``)."""
 
 
+class ChatLocks(Protocol):
+    def hold(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
+        """Hold the chat while one update is handled, so its updates go one at a time."""
+
+
 class Messenger(Protocol):
     async def send(self, key: ChatKey, reply: Reply) -> None: ...
 
@@ -159,5 +169,23 @@ class Contacts(Protocol):
         at: datetime,
         unreachable: bool | None = None,
         opted_out: bool | None = None,
+        promos: bool | None = None,
     ) -> None:
-        """Set the flags given (None leaves a flag as it is)."""
+        """Set the flags given (None leaves a flag as it is); ``promos`` is the promo opt-in."""
+
+
+class Privacy(Protocol):
+    """The customer's personal data, for the rights of access and erasure (Ley 29733)."""
+
+    async def personal_data(self, key: ChatKey) -> PersonalData: ...
+
+    async def erase(self, key: ChatKey, *, at: datetime) -> None:
+        """Delete the chat's personal data; anonymise its settled orders, keeping the figures."""
+
+
+class Usage(Protocol):
+    """Counts the abuse limits are checked against (``conversations.limits``)."""
+
+    async def checkouts(self, key: ChatKey, *, now: datetime) -> CheckoutUsage: ...
+
+    async def recipient(self, msisdn: str, *, now: datetime) -> RecipientUsage: ...

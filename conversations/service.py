@@ -18,23 +18,41 @@ from conversations.machine import (
     CheckOperator,
     CheckoutFailed,
     CheckoutOpened,
+    CheckoutRefused,
+    Choice,
     Effect,
+    ErasePersonalData,
     Event,
     HistoryLoaded,
     OpenCheckout,
     OperatorChecked,
+    PersonalDataLoaded,
     RecordConsent,
+    RecordPromos,
     RememberLine,
     Rules,
     Say,
     ShowHistory,
+    ShowPersonalData,
+    Text,
     Verdict,
     step,
 )
 from conversations.masking import mask_chat, mask_msisdn
 from conversations.messages import Reply
-from conversations.model import ChatKey, Order, OrderState, Purchase
-from conversations.ports import ConversationStore, Messenger, OrderChanges, Orders, Payments, TopUps
+from conversations.model import ChatKey, Order, OrderState, PersonalData, Purchase
+from conversations.ports import (
+    ChatLocks,
+    ConversationStore,
+    Messenger,
+    OrderChanges,
+    Orders,
+    Payments,
+    Privacy,
+    TopUps,
+    Usage,
+)
+from conversations.privacy_guard import Guard
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +87,20 @@ class ChatService:
     rules: Rules
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
-    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    locks: ChatLocks = field(default_factory=KeyedLocks)
+    privacy: Privacy | None = None
+    usage: Usage | None = None
+    guard: Guard = field(default_factory=Guard)
 
     async def handle(self, key: ChatKey, event: Event) -> None:
         """Feed one event to the chat's conversation and send the replies, in order."""
         async with self.locks.hold(key):
+            if isinstance(event, Text | Choice):  # what the customer sends, not the world
+                stopped = await self.guard.screen(key, event, self.store, now=self.clock())
+                if stopped is not None:  # a flood, or a card number: the machine never sees it
+                    for reply in stopped:
+                        await self.messenger.send(key, reply)
+                    return
             replies = await self._run(key, event)
             for reply in replies:
                 await self.messenger.send(key, reply)
@@ -82,15 +109,18 @@ class ChatService:
         session = await self.store.load(key)
         pending: list[Event] = [event]
         replies: list[Reply] = []
+        erased = False
         while pending:
             transition = step(session, pending.pop(0), self.rules)
             session = transition.session
             for effect in transition.effects:
+                erased = erased or isinstance(effect, ErasePersonalData)
                 if isinstance(effect, Say):
                     replies.append(effect.reply)
                 elif (follow := await self._perform(key, effect)) is not None:
                     pending.append(follow)
-        await self.store.save(key, session)
+        if not erased:  # saving would bring the erased chat back
+            await self.store.save(key, session)
         return replies
 
     async def _perform(self, key: ChatKey, effect: Effect) -> Event | None:
@@ -99,6 +129,8 @@ class ChatService:
                 return OperatorChecked(msisdn, await self._operator_of(msisdn))
             case RecordConsent(version):
                 await self.store.record_consent(key, version=version, at=self.clock())
+            case RecordPromos(opt_in):
+                await self.store.record_promos(key, opt_in=opt_in, at=self.clock())
             case RememberLine(line):
                 await self.store.remember_line(key, line, at=self.clock())
             case OpenCheckout(purchase):
@@ -107,6 +139,12 @@ class ChatService:
                 await self._cancel_checkout(order_id)
             case ShowHistory(limit):
                 return HistoryLoaded(tuple(await self.orders.recent(key, limit=limit)))
+            case ShowPersonalData():
+                data = await self.privacy.personal_data(key) if self.privacy else PersonalData()
+                return PersonalDataLoaded(data)
+            case ErasePersonalData() if self.privacy:
+                await self.privacy.erase(key, at=self.clock())
+                logger.info("personal data erased chat=%s", mask_chat(key))
         return None
 
     async def _operator_of(self, msisdn: str) -> Verdict:
@@ -119,6 +157,9 @@ class ChatService:
 
     async def _open_checkout(self, key: ChatKey, purchase: Purchase) -> Event:
         now = self.clock()
+        if self.usage and (refusal := await self.guard.refusal(key, purchase, self.usage, now)):
+            logger.warning("checkout refused (%s) chat=%s", refusal.value, mask_chat(key))
+            return CheckoutRefused(refusal.value)
         order = Order(self.new_id(), key, purchase, OrderState.AWAITING_PAYMENT, created_at=now)
         await self.orders.add(order)
         try:

@@ -28,6 +28,8 @@ class Step(StrEnum):
     CONFIRM = "confirm"
     CHANGE = "change"
     AWAIT_PAYMENT = "await_payment"
+    ASK_PROMOS = "ask_promos"  # after the first completed recharge: promos, yes or no?
+    CONFIRM_ERASE = "confirm_erase"  # "¿Borro tus datos?" (from any step)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Profile:
     """What storage knows of the customer; loaded with the session, changed through effects."""
 
     consented: bool = False
+    promos_asked: bool = False  # the promo question was asked once (or answered)
     lines: tuple[Line, ...] = ()
     last: Purchase | None = None
 

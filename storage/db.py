@@ -13,23 +13,39 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage.crypto import DataKeys, attach
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON")
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """Create the async engine for ``url``; SQLite is configured for concurrent writers."""
+def make_engine(url: str, *, keys: DataKeys | None = None) -> AsyncEngine:
+    """Create the async engine for ``url``; SQLite is configured for concurrent writers.
+
+    ``keys`` encrypt and hash the personal data columns; without them the engine gets throwaway
+    keys (tests), so what it writes is readable by that engine only.
+    """
+    engine = _engine(url)
+    attach(engine, keys or DataKeys.generate())
+    return engine
+
+
+def _engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url)
+        # Room for the chats held under advisory locks (storage.locks) and the work inside them.
+        return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
     # One shared connection, or each session would see its own empty database. Sessions must
     # then not overlap (two BEGINs on one connection fail): fine for tests, not for serving.
-    pool: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    # A file database: every transaction takes the write lock (BEGIN IMMEDIATE), so they run one
+    # at a time anyway; one pooled connection queues them in the event loop (FIFO, no polling)
+    # instead of in SQLite's busy handler, which sleeps up to 100 ms between tries (bench/).
+    pool: dict[str, Any] = (
+        {"poolclass": StaticPool} if in_memory else {"pool_size": 1, "max_overflow": 0}
+    )
     engine = create_async_engine(url, connect_args={"timeout": 5}, **pool)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
@@ -54,9 +70,3 @@ def _begin_immediate(connection: Connection) -> None:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Return the factory of SQLModel async sessions; objects stay readable after commit."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create any missing table (existing ones are left as they are)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from storage.crypto import EncryptedText, KeyedHash
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -35,11 +37,12 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class CustomerRow(SQLModel, table=True):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("channel", "chat_id"),)
+    __table_args__ = (UniqueConstraint("channel", "chat_hash"),)
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str
-    chat_id: str
+    chat_id: str = Field(sa_type=EncryptedText)  # a WhatsApp chat id is a phone number
+    chat_hash: str = Field(sa_type=KeyedHash)  # the lookup key: HMAC of chat_id
     consent_version: str | None = None
     consented_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
@@ -47,6 +50,9 @@ class CustomerRow(SQLModel, table=True):
     last_inbound_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     unreachable_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     opted_out_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Promos need an explicit yes (Ley 29733): when it was given; None = no promos.
+    promos_opt_in_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    promos_asked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # asked once
 
 
 class InboundMessageRow(SQLModel, table=True):
@@ -61,14 +67,15 @@ class InboundMessageRow(SQLModel, table=True):
 
 class SavedLineRow(SQLModel, table=True):
     __tablename__ = "saved_lines"
-    __table_args__ = (UniqueConstraint("customer_id", "msisdn"),)
+    __table_args__ = (UniqueConstraint("customer_id", "msisdn_hash"),)
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id")
-    msisdn: str
-    owner_name: str
+    msisdn: str = Field(sa_type=EncryptedText)
+    msisdn_hash: str = Field(sa_type=KeyedHash)
+    owner_name: str = Field(sa_type=EncryptedText)
     doc_type: str
-    doc_number: str
+    doc_number: str = Field(sa_type=EncryptedText)
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
@@ -76,7 +83,7 @@ class ConversationRow(SQLModel, table=True):
     __tablename__ = "conversations"
 
     customer_id: int = Field(primary_key=True, foreign_key="customers.id")
-    state: str = Field(sa_type=Text)  # JSON from conversations.session.dump_session
+    state: str = Field(sa_type=EncryptedText)  # JSON from dump_session: it can hold a draft line
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
@@ -88,11 +95,13 @@ class OrderRow(SQLModel, table=True):
     id: str = Field(primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", index=True)
     channel: str
-    chat_id: str
-    msisdn: str
-    owner_name: str
+    chat_id: str = Field(sa_type=EncryptedText)
+    msisdn: str = Field(sa_type=EncryptedText)
+    # Kept when the order is anonymised: the per-recipient daily limits count by it.
+    msisdn_hash: str = Field(sa_type=KeyedHash, index=True)
+    owner_name: str = Field(sa_type=EncryptedText)
     doc_type: str
-    doc_number: str
+    doc_number: str = Field(sa_type=EncryptedText)
     product_code: str
     product_kind: str
     product_name: str
@@ -124,3 +133,51 @@ class ProcessedEventRow(SQLModel, table=True):
     event_id: str = Field(primary_key=True)
     order_id: str = Field(foreign_key="orders.id")
     processed_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AuditRow(SQLModel, table=True):
+    """Who did or tried what, when: admin commands, operator actions and refused attempts."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(sa_type=EncryptedText)  # e.g. "telegram:123456789"
+    action: str  # e.g. "stats", "erase", "retention"
+    target: str | None = None  # never personal data: an order id, a count
+    allowed: bool
+    at: datetime = Field(sa_type=UtcDateTime, index=True)
+
+
+class CampaignRow(SQLModel, table=True):
+    """A promo broadcast: its content, channels and audience filter (see storage.campaigns)."""
+
+    __tablename__ = "campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(sa_type=Text)
+    image_url: str | None = None
+    channels: str  # comma-separated channel names
+    inactive_days: int | None = None  # only customers with no completed order in N days
+    recharged_only: bool = False  # only customers with at least one completed order
+    template_sid: str | None = None  # WhatsApp Content API template, outside the 24-hour window
+    template_vars: str | None = None  # its content variables, a JSON object
+    state: str  # draft, sending, done
+    created_by: str  # "cli" or a masked admin id
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class CampaignRecipientRow(SQLModel, table=True):
+    """One customer of a campaign and how far their promo got; written before and after sending."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "customer_id"),  # nobody is in an audience twice
+        Index("ix_campaign_recipients_progress", "campaign_id", "state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id")
+    customer_id: int = Field(foreign_key="customers.id")
+    state: str  # pending, sending, sent, failed, blocked, opted_out, skipped, unknown
+    updated_at: datetime = Field(sa_type=UtcDateTime)

@@ -89,6 +89,17 @@ class SqlConversationStore:
             await _customer_id(db, key, at=at, consent_version=version, consented_at=at)
             await db.commit()
 
+    async def record_promos(self, key: ChatKey, *, opt_in: bool | None, at: datetime) -> None:
+        """Record the promo question asked (None) or answered; a yes also lifts a BAJA."""
+        values: dict[str, Any] = {"promos_asked_at": at}
+        if opt_in is not None:
+            values["promos_opt_in_at"] = at if opt_in else None
+        if opt_in:
+            values["opted_out_at"] = None
+        async with self.sessions() as db:
+            await _customer_id(db, key, at=at, **values)
+            await db.commit()
+
     async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None:
         """Save the line for next time, replacing the owner and document if it was saved before."""
         async with self.sessions() as db:
@@ -99,7 +110,8 @@ class SqlConversationStore:
                 "doc_number": line.doc_number,
                 "updated_at": at,
             }
-            keys = {"customer_id": customer_id, "msisdn": line.msisdn}
+            values["msisdn"] = line.msisdn
+            keys = {"customer_id": customer_id, "msisdn_hash": line.msisdn}
             await _put(db, SavedLineRow, keys, values)
             await db.commit()
 
@@ -127,7 +139,7 @@ class SqlOrders:
         """Return the chat's latest orders that reached a checkout, newest first."""
         stmt = (
             select(OrderRow)
-            .where(OrderRow.channel == key.channel.value, OrderRow.chat_id == key.chat_id)
+            .where(col(OrderRow.customer_id) == customer_of(key))
             .where(col(OrderRow.checkout_session_id).is_not(None))
             .order_by(col(OrderRow.created_at).desc(), col(OrderRow.id).desc())
             .limit(limit)
@@ -274,9 +286,12 @@ class SqlContacts:
         at: datetime,
         unreachable: bool | None = None,
         opted_out: bool | None = None,
+        promos: bool | None = None,
     ) -> None:
-        """Set or clear the unreachable and opted-out flags given."""
-        flags = {"unreachable_at": unreachable, "opted_out_at": opted_out}
+        """Set or clear the unreachable, opted-out and promo opt-in flags given."""
+        flags = {
+            "unreachable_at": unreachable, "opted_out_at": opted_out, "promos_opt_in_at": promos,
+        }  # fmt: skip
         values = {name: at if on else None for name, on in flags.items() if on is not None}
         async with self.sessions() as db:
             await _customer_id(db, key, at=at, **values)
@@ -304,22 +319,33 @@ async def _customer_id(db: AsyncSession, key: ChatKey, *, at: datetime, **also: 
     """Create the chat's customer if missing, mark it seen at ``at``, and return its id."""
     values = {"last_seen_at": at, **also}
     stmt = _insert(db, CustomerRow).values(
-        channel=key.channel.value, chat_id=key.chat_id, created_at=at, **values
+        channel=key.channel.value, chat_id=key.chat_id, chat_hash=key.chat_id, created_at=at,
+        **values,
     )
-    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"], set_=values)
+    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_hash"], set_=values)
     return (await db.exec(stmt.returning(col(CustomerRow.id)))).scalar_one()
 
 
 async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:
     stmt = select(CustomerRow).where(
-        CustomerRow.channel == key.channel.value, CustomerRow.chat_id == key.chat_id
+        CustomerRow.channel == key.channel.value, CustomerRow.chat_hash == key.chat_id
     )
     return (await db.exec(stmt)).first()
+
+
+def customer_of(key: ChatKey) -> Any:
+    """The chat's customer id as a scalar subquery (chats are found by their keyed hash)."""
+    return (
+        select(CustomerRow.id)
+        .where(CustomerRow.channel == key.channel.value, CustomerRow.chat_hash == key.chat_id)
+        .scalar_subquery()
+    )
 
 
 async def _profile(db: AsyncSession, customer: CustomerRow) -> Profile:
     return Profile(
         consented=customer.consent_version is not None,
+        promos_asked=customer.promos_asked_at is not None,
         lines=await _saved_lines(db, customer.id),
         last=await _last_purchase(db, customer.id),
     )
@@ -428,6 +454,7 @@ def _purchase_columns(purchase: Purchase) -> dict[str, Any]:
     line, product = purchase.line, purchase.product
     return {
         "msisdn": line.msisdn,
+        "msisdn_hash": line.msisdn,
         "owner_name": line.owner_name,
         "doc_type": line.doc_type.value,
         "doc_number": line.doc_number,

@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.app import Overrides, Services, build
 from bot.settings import Settings
+from storage.db import make_engine
 from tests.fakes import MovableClock, RecordingMessenger
+
+POSTGRES_URL_VARIABLE = "RECARGABOT_TEST_DATABASE_URL"  # set by scripts/with-postgres.sh
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Leave out the few tests of one database's own features when running on the other."""
+    other = "sqlite_only" if os.environ.get(POSTGRES_URL_VARIABLE) else "postgres_only"
+    for item in items:
+        if item.get_closest_marker(other):
+            item.add_marker(pytest.mark.skip(reason=f"{other}: a feature of the other database"))
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+async def database_url(tmp_path: Path) -> str:
+    """An empty database for one test: SQLite in tmp_path, or the suite's PostgreSQL, emptied."""
+    postgres = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not postgres:
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    engine = make_engine(postgres)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    return postgres
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         _env_file=None,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        database_url=database_url,
         public_base_url="https://bot.test",
         sandbox_secret_path=tmp_path / "sandbox-secret",
     )
