@@ -18,12 +18,14 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
+from telegram.ext import Application
 
 from adapters.log_alerts import LogAlerts
 from adapters.reloadly_topups import PRODUCTION_API, SANDBOX_API, ReloadlyConfig, ReloadlyTopUps
 from adapters.sandbox_payments import SandboxPayments
 from adapters.sandbox_topups import SandboxTopUps
 from adapters.stripe_payments import StripePayments
+from adapters.telegram_alerts import TelegramAlerts
 from adapters.telegram_messenger import TelegramMessenger
 from bot import web
 from bot.messengers import ChannelRouter
@@ -193,6 +195,13 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def operator_alerts(settings: Settings, bot_app: Application | None) -> Alerts:
+    """Alerts in the log, and in the operators' Telegram chats when both are configured."""
+    if bot_app is None or not settings.admin_telegram_ids:
+        return LogAlerts()
+    return TelegramAlerts(bot_app.bot, settings.admin_telegram_ids, LogAlerts())
+
+
 def chat_locks(engine: AsyncEngine) -> ChatLocks:
     """Per-chat order within this process, or across every replica on PostgreSQL."""
     if engine.dialect.name == "postgresql":
@@ -255,7 +264,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
 
     fulfilment = Fulfilment(
         orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
-        alerts=given.alerts or LogAlerts(), retry=retry_policy(settings),
+        alerts=given.alerts or operator_alerts(settings, bot_app), retry=retry_policy(settings),
     )  # fmt: skip
     worker = Worker(fulfilment.resume, interval=settings.reconcile_interval_seconds)
     channel, telegram_routes = (

@@ -125,3 +125,16 @@ def maria_key(chat_id: int):
     from conversations.model import Channel, ChatKey
 
     return ChatKey(Channel.TELEGRAM, str(chat_id))
+
+
+async def test_a_held_top_up_alerts_the_operators_in_their_telegram_chat(bot, user, api):
+    _, services = bot
+    customer = user(1003)
+    link = await customer.to_payment_link(number="987650002")  # sandbox: provider wallet empty
+
+    await customer.pay(link)
+    await services.worker.run_once()
+
+    [alert] = api.texts(ADMIN_ID)
+    assert alert.startswith("⚠️ Alerta de RecargaBot:")
+    assert "987" not in alert  # the order id, never the customer's number
