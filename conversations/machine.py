@@ -278,6 +278,7 @@ _COMMANDS = {
     "ayuda": "help", "help": "help",
     "misrecargas": "history",
     "misdatos": "my_data", "borrar": "erase",
+    "promos": "promos",  # /promos si | /promos no
 }  # fmt: skip
 _PHRASES = {"mis recargas": "history", "mis datos": "my_data", "borrar mis datos": "erase"}
 
@@ -614,25 +615,6 @@ def _on_erase(session: Session, event: Event, rules: Rules) -> Transition:
     return _reask(session, rules)
 
 
-_HANDLERS: dict[Step, Callable[[Session, Event, Rules], Transition]] = {
-    Step.CONFIRM_ERASE: _on_erase,
-    Step.CONSENT: _on_consent,
-    Step.PICK_LINE: _on_pick_line,
-    Step.ASK_NUMBER: _on_number,
-    Step.CHECK_NUMBER: _on_check,
-    Step.ASK_NAME: _on_name,
-    Step.ASK_DOC_TYPE: _on_doc_type,
-    Step.ASK_DOC_NUMBER: _on_doc_number,
-    Step.CHOOSE_KIND: _on_kind,
-    Step.CHOOSE_AMOUNT: _on_amount,
-    Step.ASK_AMOUNT: _on_custom_amount,
-    Step.CHOOSE_PACKAGE: _on_package,
-    Step.CONFIRM: _on_confirm,
-    Step.CHANGE: _on_change,
-    Step.AWAIT_PAYMENT: _on_payment,
-}
-
-
 # ---------------------------------------------------------------- promos: asked once, /promos si|no
 
 
@@ -672,5 +654,21 @@ def _promos_set(session: Session, opt_in: bool, rules: Rules) -> Transition:
     return Transition(session, (RecordPromos(opt_in), said, *pending))
 
 
-_HANDLERS[Step.ASK_PROMOS] = _on_promos
-_COMMANDS["promos"] = "promos"  # /promos si | /promos no
+_HANDLERS: dict[Step, Callable[[Session, Event, Rules], Transition]] = {
+    Step.CONFIRM_ERASE: _on_erase,
+    Step.CONSENT: _on_consent,
+    Step.PICK_LINE: _on_pick_line,
+    Step.ASK_NUMBER: _on_number,
+    Step.CHECK_NUMBER: _on_check,
+    Step.ASK_NAME: _on_name,
+    Step.ASK_DOC_TYPE: _on_doc_type,
+    Step.ASK_DOC_NUMBER: _on_doc_number,
+    Step.CHOOSE_KIND: _on_kind,
+    Step.CHOOSE_AMOUNT: _on_amount,
+    Step.ASK_AMOUNT: _on_custom_amount,
+    Step.CHOOSE_PACKAGE: _on_package,
+    Step.CONFIRM: _on_confirm,
+    Step.CHANGE: _on_change,
+    Step.AWAIT_PAYMENT: _on_payment,
+    Step.ASK_PROMOS: _on_promos,
+}

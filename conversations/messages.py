@@ -389,5 +389,6 @@ def limit_reached(reason: str) -> Reply:
         why = "Ese número ya alcanzó el máximo de recargas por hoy"
     else:
         why = "Ya pediste varios enlaces de pago hace poco"
-    return Reply(f"{why}. Por seguridad no generé otro enlace; inténtalo más tarde. No se hizo "
-                 "ningún cargo.")
+    return Reply(
+        f"{why}. Por seguridad no generé otro enlace; inténtalo más tarde. No se hizo ningún cargo."
+    )

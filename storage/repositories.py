@@ -319,7 +319,10 @@ async def _customer_id(db: AsyncSession, key: ChatKey, *, at: datetime, **also: 
     """Create the chat's customer if missing, mark it seen at ``at``, and return its id."""
     values = {"last_seen_at": at, **also}
     stmt = _insert(db, CustomerRow).values(
-        channel=key.channel.value, chat_id=key.chat_id, chat_hash=key.chat_id, created_at=at,
+        channel=key.channel.value,
+        chat_id=key.chat_id,
+        chat_hash=key.chat_id,
+        created_at=at,
         **values,
     )
     stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_hash"], set_=values)

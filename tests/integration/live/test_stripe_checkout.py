@@ -85,7 +85,7 @@ async def test_a_replayed_valid_event_changes_nothing(world: World):
     payload = world.stripe.event("checkout.session.completed", session_id)
     await post_webhook(bot.client, payload, world.stripe.sign(payload))
     await bot.services.worker.run_once()
-    before = (await order_rows(database_of(world)))
+    before = await order_rows(database_of(world))
 
     replay = await post_webhook(bot.client, payload, world.stripe.sign(payload))
     await bot.services.worker.run_once()
