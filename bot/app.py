@@ -44,7 +44,7 @@ from conversations.model import Order
 from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks
-from storage.crypto import DataKeys, local_keys
+from storage.crypto import DataKeys, local_keys, write_private
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
@@ -132,9 +132,7 @@ def webhook_secret(settings: Settings) -> str:
         return settings.stripe_webhook_secret.get_secret_value()
     path = settings.sandbox_secret_path
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"whsec_sandbox_{secrets.token_hex(24)}", encoding="utf-8")
-        path.chmod(0o600)
+        write_private(path, f"whsec_sandbox_{secrets.token_hex(24)}")
     return path.read_text(encoding="utf-8").strip()
 
 

@@ -92,11 +92,16 @@ def local_keys(path: Path) -> DataKeys:
 
 def save_local_keys(path: Path, keys: DataKeys) -> None:
     """Write the keys to ``path``, readable by the owner only."""
+    data = {"fernet_keys": list(keys.fernet_keys), "hash_key": keys.hash_key}
+    write_private(path, json.dumps(data))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a local secret file, readable by its owner only from before the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
-    data = {"fernet_keys": list(keys.fernet_keys), "hash_key": keys.hash_key}
-    path.write_text(json.dumps(data), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
 
 
 def attach(engine: AsyncEngine, keys: DataKeys) -> None:
