@@ -26,6 +26,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class DataKeys:
         if not self.fernet_keys or not self.hash_key:
             raise ValueError("data keys need at least one Fernet key and a hash key")
 
-    @property
+    @cached_property  # built once: every encrypted column read or written goes through it
     def cipher(self) -> MultiFernet:
         return MultiFernet([Fernet(key) for key in self.fernet_keys])
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, func, or_, update
+from sqlalchemy import ColumnElement, Result, Row, Select, Update, and_, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -67,12 +68,16 @@ class SqlConversationStore:
     async def load(self, key: ChatKey) -> Session:
         """Return the chat's session with the customer's profile; an unknown chat starts afresh."""
         async with self.sessions() as db:
-            customer = await _find_customer(db, key)
-            if customer is None:
+            found = (await _run(db, _chat_state(key))).first()
+            if found is None:
                 return Session()
-            conversation = await db.get(ConversationRow, customer.id)
-            profile = await _profile(db, customer)
-        return load_session(conversation.state if conversation else None, profile)
+            profile = Profile(
+                consented=found.consent_version is not None,
+                promos_asked=found.promos_asked_at is not None,
+                lines=await _saved_lines(db, found.id),
+                last=await _last_purchase(db, found.id),
+            )
+        return load_session(found.state, profile)
 
     async def save(self, key: ChatKey, session: Session) -> None:
         """Store the chat's state; the profile is kept by record_consent and remember_line."""
@@ -271,8 +276,11 @@ class SqlContacts:
 
     async def contact(self, key: ChatKey) -> Contact:
         """How the customer may be reached; an unknown chat has never written."""
+        customer = CustomerRow.__table__.c
+        stmt = _select_customer(key, customer.last_inbound_at, customer.unreachable_at,
+                                customer.opted_out_at)  # fmt: skip
         async with self.sessions() as db:
-            row = await _find_customer(db, key)
+            row = (await _run(db, stmt)).first()
         if row is None:
             return Contact()
         return Contact(
@@ -345,29 +353,49 @@ def customer_of(key: ChatKey) -> Any:
     )
 
 
-async def _profile(db: AsyncSession, customer: CustomerRow) -> Profile:
-    return Profile(
-        consented=customer.consent_version is not None,
-        promos_asked=customer.promos_asked_at is not None,
-        lines=await _saved_lines(db, customer.id),
-        last=await _last_purchase(db, customer.id),
+# The per-message reads below are Core statements on the session's connection: the same SQL as
+# ORM selects at about half the CPU, since no entities are built (bench/, the profile).
+
+
+async def _run(db: AsyncSession, stmt: Select[Any]) -> Result[Any]:
+    return await (await db.connection()).execute(stmt)
+
+
+def _select_customer(key: ChatKey, *columns: Any) -> Select[Any]:
+    customer = CustomerRow.__table__.c
+    return sa_select(*columns).where(
+        customer.channel == key.channel.value, customer.chat_hash == key.chat_id
+    )
+
+
+def _chat_state(key: ChatKey) -> Select[Any]:
+    """The chat's customer (id, consent, promo question) and stored state, in one row."""
+    customer, conversation = CustomerRow.__table__.c, ConversationRow.__table__.c
+    stmt = _select_customer(
+        key, customer.id, customer.consent_version, customer.promos_asked_at, conversation.state
+    )
+    return stmt.outerjoin_from(
+        CustomerRow.__table__, ConversationRow.__table__, conversation.customer_id == customer.id
     )
 
 
 async def _saved_lines(db: AsyncSession, customer_id: int | None) -> tuple[Line, ...]:
     """The customer's lines, the most recently given first."""
-    stmt = select(SavedLineRow).where(SavedLineRow.customer_id == customer_id)
-    stmt = stmt.order_by(col(SavedLineRow.updated_at).desc(), col(SavedLineRow.id).desc())
-    return tuple(_line(row) for row in (await db.exec(stmt)).all())
+    line = SavedLineRow.__table__.c
+    stmt = sa_select(line.msisdn, line.owner_name, line.doc_type, line.doc_number)
+    stmt = stmt.where(line.customer_id == customer_id)
+    stmt = stmt.order_by(line.updated_at.desc(), line.id.desc())
+    return tuple(_line(row) for row in (await _run(db, stmt)).all())
 
 
 async def _last_purchase(db: AsyncSession, customer_id: int | None) -> Purchase | None:
     """What the customer's most recent completed order bought, for "Repetir última recarga"."""
-    stmt = select(OrderRow).where(
-        OrderRow.customer_id == customer_id, OrderRow.state == OrderState.COMPLETED.value
+    order = OrderRow.__table__
+    stmt = sa_select(order).where(
+        order.c.customer_id == customer_id, order.c.state == OrderState.COMPLETED.value
     )
-    stmt = stmt.order_by(col(OrderRow.created_at).desc(), col(OrderRow.id).desc()).limit(1)
-    row = (await db.exec(stmt)).first()
+    stmt = stmt.order_by(order.c.created_at.desc(), order.c.id.desc()).limit(1)
+    row = (await _run(db, stmt)).first()
     return _purchase(row) if row else None
 
 
@@ -497,7 +525,7 @@ def _order(row: OrderRow) -> Order:
     )
 
 
-def _purchase(row: OrderRow) -> Purchase:
+def _purchase(row: OrderRow | Row[Any]) -> Purchase:
     product = Product(
         code=row.product_code,
         kind=ProductKind(row.product_kind),
@@ -509,7 +537,7 @@ def _purchase(row: OrderRow) -> Purchase:
     return Purchase(_line(row), product)
 
 
-def _line(row: SavedLineRow | OrderRow) -> Line:
+def _line(row: SavedLineRow | OrderRow | Row[Any]) -> Line:
     return Line(row.msisdn, row.owner_name, DocType(row.doc_type), row.doc_number)
 
 
