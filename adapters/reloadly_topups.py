@@ -68,11 +68,12 @@ class ReloadlyConfig:
     client_secret: str
     api_base_url: str
     auth_url: str = AUTH_URL
+    sandbox: bool = True
 
     @property
     def audience(self) -> str:
-        """Reloadly's token audience is the API origin (production or sandbox)."""
-        return PRODUCTION_API if self.api_base_url == PRODUCTION_API else SANDBOX_API
+        """Reloadly's token audience names its environment, whatever URL the API is reached by."""
+        return SANDBOX_API if self.sandbox else PRODUCTION_API
 
 
 class ReloadlyError(Exception):

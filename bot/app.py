@@ -44,7 +44,7 @@ from conversations.model import Order
 from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks
-from storage.crypto import DataKeys, local_keys, write_private
+from storage.crypto import DataKeys, check_keys, local_keys, write_private
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
@@ -90,20 +90,20 @@ class Services:
     @asynccontextmanager
     async def lifetime(self, *, background: bool = True) -> AsyncIterator[Services]:
         """Create tables, finish what a previous run left, run the worker; clean up after."""
-        await upgrade(self.engine)
-        if self.telegram:  # before the worker, which may tell customers at once
-            await self.telegram.start()
-        await self.worker.run_once()
-        task = (
-            asyncio.get_running_loop().create_task(self.worker.run_forever())
-            if background
-            else None
-        )
+        task: asyncio.Task[None] | None = None
         try:
+            await upgrade(self.engine)
+            await check_keys(self.engine)
+            if self.telegram:  # before the worker, which may tell customers at once
+                await self.telegram.start()
+            await self.worker.run_once()
+            if background:
+                task = asyncio.get_running_loop().create_task(self.worker.run_forever())
             yield self
         finally:
             if task:
                 task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             if self.telegram:
                 await self.telegram.stop()
             await self.http.aclose()
@@ -168,6 +168,7 @@ def reloadly_topups(settings: Settings) -> tuple[ReloadlyTopUps, Closer]:
         client_secret=secret.get_secret_value() if secret else "",
         api_base_url=settings.reloadly_api_base_url or default_api,
         auth_url=settings.reloadly_auth_url,
+        sandbox=settings.reloadly_sandbox,
     )
     http = httpx.AsyncClient(timeout=settings.reloadly_timeout_seconds)
     return ReloadlyTopUps(http=http, config=config), http.aclose

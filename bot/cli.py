@@ -6,26 +6,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 
 import uvicorn
 
-from bot import privacy_cli, promo_cli
+from bot import logs, privacy_cli, promo_cli
 from bot.app import build
 from bot.settings import Settings
 from bot.terminal import run_demo
+from storage.crypto import WrongDataKeys
 from storage.db import make_engine
 from storage.migrate import new_revision, upgrade
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return _COMMANDS[args.command](args, Settings())
+    try:
+        return _COMMANDS[args.command](args, Settings())
+    except WrongDataKeys as error:  # a setup mistake: say what to fix, no traceback
+        print(f"recargabot: {error}", file=sys.stderr)
+        return 2
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     # The chat owns the terminal: only warnings reach stderr.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
     if args.port is not None:
         settings = settings.model_copy(update={"port": args.port})
     return asyncio.run(
@@ -35,7 +41,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(_: argparse.Namespace, settings: Settings) -> int:
     _log_for_operators(settings)
-    uvicorn.run(build(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        build(settings), host=settings.host, port=settings.port, log_config=logs.uvicorn_config()
+    )
     return 0
 
 
@@ -58,10 +66,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _log_for_operators(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(settings.log_level)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {

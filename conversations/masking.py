@@ -6,7 +6,8 @@ import re
 
 from conversations.model import ChatKey
 
-_DIGIT_RUN = re.compile(r"\d{5,}")
+# Five or more digits standing alone (a phone, a document, a card), not inside a hex order id.
+_DIGIT_RUN = re.compile(r"(?<![0-9a-fA-F])\d{5,}(?![0-9a-fA-F])")
 
 
 def mask_msisdn(msisdn: str) -> str:
@@ -24,5 +25,5 @@ def mask_chat(key: ChatKey) -> str:
 
 
 def scrub(text: str) -> str:
-    """Mask every run of five or more digits in free text (numbers, documents, cards)."""
+    """Mask every free-standing run of five or more digits (numbers, documents, cards)."""
     return _DIGIT_RUN.sub(lambda m: "*" * (len(m.group()) - 3) + m.group()[-3:], text)

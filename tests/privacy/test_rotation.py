@@ -14,7 +14,7 @@ from bot.app import Overrides, build, data_keys_path
 from bot.privacy_cli import rotate
 from bot.settings import Settings
 from conversations.model import Channel, ChatKey
-from storage.crypto import UNREADABLE, DataKeys, local_keys, new_fernet_key
+from storage.crypto import UNREADABLE, DataKeys, WrongDataKeys, local_keys, new_fernet_key
 from storage.privacy import ENCRYPTED_COLUMNS
 from tests.privacy.canary import NAME, NEW_CUSTOMER
 from tests.service.chat import Customer
@@ -132,3 +132,19 @@ def test_settings_refuse_a_bad_key_without_quoting_any_secret():
 
     assert "not a Fernet key" in str(refused.value)
     assert "not-a-fernet" not in str(refused.value) and "hhhh" not in str(refused.value)
+
+
+@pytest.mark.parametrize("wrong", ["fernet", "hash"])
+async def test_keys_that_do_not_open_the_database_stop_the_start(settings, clock, messenger, wrong):
+    """Fresh keys on a used database (the demo run from another folder) would lose everyone."""
+    first = with_keys(settings, new_fernet_key())
+    app = build(first, overrides=Overrides(clock=clock, messenger=messenger))
+    async with app.state.services.lifetime(background=False) as services:
+        await Customer(services, messenger).say("hola", "Acepto")
+    changed = {"fernet": {"data_encryption_keys": SecretStr(new_fernet_key())},
+               "hash": {"data_hash_key": SecretStr("x" * 64)}}[wrong]  # fmt: skip
+
+    app = build(first.model_copy(update=changed), overrides=Overrides(clock=clock))
+    with pytest.raises(WrongDataKeys, match="DATA_"):
+        async with app.state.services.lifetime(background=False):
+            pass

@@ -1,0 +1,55 @@
+"""The net under our own masking: whatever reaches the operators' log is scrubbed of numbers."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from bot.logs import ScrubPersonalData, uvicorn_config
+
+ORDER_ID = "3f2a9c1e12345678b0d94e7a6c5b4a39"  # hex: digit runs inside it are not numbers
+
+
+def formatted(log: logging.Logger, stream: io.StringIO) -> str:
+    for handler in log.handlers:
+        handler.flush()
+    return stream.getvalue()
+
+
+def scrubbed_logger() -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ScrubPersonalData())
+    log = logging.getLogger("tests.scrub")
+    log.handlers, log.propagate, log.level = [handler], False, logging.INFO
+    return log, stream
+
+
+def test_a_vendor_error_quoting_a_phone_is_masked_in_message_and_traceback() -> None:
+    log, stream = scrubbed_logger()
+
+    try:
+        raise RuntimeError("The 'To' number +51987654321 is not valid (DNI 45678912)")
+    except RuntimeError as error:
+        log.exception("send failed: %s order=%s", error, ORDER_ID)
+
+    out = formatted(log, stream)
+    assert "987654321" not in out and "45678912" not in out
+    assert "+********321" in out and "*****912" in out
+    assert f"order={ORDER_ID}" in out  # ids stay whole for correlation
+    assert out.count("Traceback") == 1
+
+
+def test_a_card_number_in_a_stack_is_masked() -> None:
+    log, stream = scrubbed_logger()
+
+    log.warning("typed 4242424242424242", stack_info=True)
+
+    assert "4242424242424242" not in formatted(log, stream)
+
+
+def test_uvicorns_handlers_get_the_filter_too() -> None:
+    config = uvicorn_config()
+
+    assert {h["filters"][0] for h in config["handlers"].values()} == {"scrub"}
+    assert config["filters"]["scrub"]["()"] is ScrubPersonalData
