@@ -60,6 +60,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
+    idempotency_keys: dict[str, list[str | None]] = field(default_factory=dict)  # by route
     created_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     _replays: dict[str, tuple[list[tuple[str, str]], int, Any]] = field(default_factory=dict)
 
@@ -80,20 +81,16 @@ class FakeStripe:
 
     # ------------------------------------------------------------ test helpers
 
-    def complete(
-        self, session_id: str, *, amount_total: int | None = None, currency: str | None = None
-    ) -> None:
-        """Pay the session as a customer would (optionally with a tampered amount or currency)."""
+    def complete(self, session_id: str, **tampered: Any) -> None:
+        """Pay the session as a customer would (optionally with tampered fields: amount_total,
+        currency, client_reference_id)."""
         session = self.sessions[session_id]
         session.update(status="complete", payment_status="paid", url=None)
         session["payment_intent"] = f"pi_fake_{secrets.token_hex(8)}"
-        if amount_total is not None:
-            session["amount_total"] = amount_total
-        if currency is not None:
-            session["currency"] = currency
+        session.update(tampered)
 
     def fail_async(self, session_id: str) -> None:
-        """End the session as an asynchronous payment that failed: complete but unpaid."""
+        """End checkout with an asynchronous payment processing or failed: complete but unpaid."""
         self.sessions[session_id].update(status="complete", payment_status="unpaid", url=None)
 
     def event(self, event_type: str, session_id: str) -> bytes:
@@ -132,6 +129,7 @@ class FakeStripe:
         self.requests[route] += 1
         pairs = sorted(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         key = request.headers.get("idempotency-key")
+        self.idempotency_keys.setdefault(route, []).append(key)
         if key is None or key not in self._replays:
             return pairs, None
         first_pairs, status, body = self._replays[key]

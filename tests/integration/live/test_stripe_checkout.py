@@ -188,3 +188,54 @@ async def test_the_reconciler_expires_an_unpaid_lapsed_link_at_stripe(world: Wor
     assert (await bot.services.orders.get(order_id)).state is OrderState.EXPIRED
     assert world.stripe.sessions[session_id]["status"] == "expired"
     assert world.reloadly.posts == {}
+
+
+async def test_fifty_distinct_events_across_two_processes_top_up_once(world: World):
+    """Stripe's retries, the other event types and the success page, on two bots at once."""
+    first, second = await world.start(), await world.start()
+    order_id, session_id = await world.order_paid(first)
+    kinds = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+    responses = await asyncio.gather(
+        *(world.deliver((first, second)[i % 2], kinds[i % 3 == 0], session_id) for i in range(50)),
+        *(bot.client.get(f"/pay/{order_id}/done") for bot in (first, second)),
+        *(bot.services.worker.run_once() for bot in (first, second, first, second)),
+    )
+    await asyncio.gather(first.services.worker.run_once(), second.services.worker.run_once())
+
+    assert {r.status_code for r in responses if r is not None} == {200}
+    assert world.reloadly.posts == {order_id: 1}
+    confirmations = first.customer.texts() + second.messenger.texts(first.customer.key)
+    assert sum("Recarga exitosa" in t for t in confirmations) == 1
+
+
+async def test_a_session_paid_for_another_order_is_flagged_not_topped_up(world: World):
+    bot = await world.start()
+    order_id, session_id = await world.order_opened(bot)
+    world.stripe.complete(session_id, client_reference_id="someone-elses-order")
+
+    await world.deliver(bot, "checkout.session.completed", session_id)  # names another order
+    await bot.client.get(f"/pay/{order_id}/done")  # this order's own check of its session
+    await bot.services.worker.run_once()
+
+    order = await bot.services.orders.get(order_id)
+    assert order.state is OrderState.FLAGGED and order.failure == "mismatch"
+    assert world.reloadly.posts == {}
+    assert world.alerts.sent == [("payment does not match the order", order_id)]
+
+
+async def test_an_async_payment_tops_up_only_once_it_succeeds(world: World):
+    bot = await world.start()
+    order_id, session_id = await world.order_opened(bot)
+    world.stripe.fail_async(session_id)  # processing: checkout complete, not yet paid
+
+    await world.deliver(bot, "checkout.session.completed", session_id)
+    await bot.services.worker.run_once()
+    waiting = (await bot.services.orders.get(order_id)).state
+    world.stripe.complete(session_id)
+    await world.deliver(bot, "checkout.session.async_payment_succeeded", session_id)
+    await bot.services.worker.run_once()
+
+    assert waiting is OrderState.AWAITING_PAYMENT
+    assert (await bot.services.orders.get(order_id)).state is OrderState.COMPLETED
+    assert world.reloadly.posts == {order_id: 1}
