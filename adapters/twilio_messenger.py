@@ -5,6 +5,13 @@ core's ``resolve`` reads both); the payment link goes on its own line; bodies lo
 1,600 characters are split at line breaks. Whether a reply may go at all (24-hour window, opt-out)
 is decided by ``conversations.delivery``; this module only carries it out.
 
+Within the window, a reply may go as interactive content instead (``interactive``): 1-3 options as
+a twilio/quick-reply, 4-10 as a twilio/list-picker, a link as a twilio/call-to-action URL button.
+A template holds a fixed number of buttons or items, so there is one per count. Variables: {{1}}
+is the body; option n (from 1) has its title in {{2n}} and its id in {{2n+1}}; the link button's
+URL is the template's fixed start plus {{2}}. Anything over WhatsApp's limits, or a count with no
+template, goes as text; so does content Twilio refuses (a mistyped SID must not silence the bot).
+
 Twilio errors are translated here: 21610 (the customer blocked us with STOP) marks them opted out
 and unreachable (nothing more is sent until they write), 63016 (outside the window) falls back to
 the template or NotDeliverableNow, anything else is DeliveryFailed.
@@ -15,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import ClientError
@@ -26,7 +33,7 @@ from twilio.rest import Client
 from conversations.delivery import Route, route, window_closed
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
-from conversations.messages import Reply
+from conversations.messages import Link, Option, Reply
 from conversations.model import ChatKey
 from conversations.ports import Contacts
 
@@ -35,13 +42,38 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1600
 OPTED_OUT = 21610
 OUTSIDE_WINDOW = 63016
+TOO_MANY_REQUESTS = 429
+
+INTERACTIVE_BODY = 1024  # quick-reply, list-picker and call-to-action bodies
+BUTTON_TITLE = 20  # a WhatsApp reply button's title
+ITEM_TITLE = 24  # a list-picker item's title
+OPTION_ID = 200  # a list-picker item's id (reply buttons allow 256)
+QUICK_REPLY_COUNTS = range(1, 4)  # WhatsApp allows 3 quick-reply buttons in a session
+LIST_PICKER_COUNTS = range(4, 11)  # and 10 list items
+NOTICE_MAX = 900  # the notice in {{1}}: WhatsApp caps a body at 1,024, template words included
 
 
 @dataclass(frozen=True)
 class Templates:
-    """Approved Content API templates (``HX…`` SIDs); None: not configured."""
+    """Content API templates (``HX…`` SIDs); None or no entry: not configured."""
 
-    notification: str | None = None  # one variable {{1}}: the notice text
+    notification: str | None = None  # approved; {{1}}: the notice, on one line
+    quick_reply: Mapping[int, str] = field(default_factory=dict)  # buttons → SID
+    list_picker: Mapping[int, str] = field(default_factory=dict)  # items → SID
+    call_to_action: str | None = None  # {{1}}: the text; URL button: call_to_action_url + {{2}}
+    call_to_action_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Content:
+    """A reply as a content template: its SID and the values of its variables."""
+
+    sid: str
+    variables: dict[str, str]
+
+    def json(self) -> str:
+        """ContentVariables as Twilio takes them: one JSON object of strings."""
+        return json.dumps(self.variables, ensure_ascii=False)
 
 
 def render(reply: Reply) -> str:
@@ -52,6 +84,47 @@ def render(reply: Reply) -> str:
     if reply.link:
         parts.append(f"{reply.link.label}:\n{reply.link.url}")
     return "\n\n".join(parts)
+
+
+def interactive(reply: Reply, templates: Templates) -> Content | None:
+    """The reply as buttons, a list or a link button, if a template fits it; None: send text."""
+    if not 0 < len(reply.text) <= INTERACTIVE_BODY or (reply.options and reply.link):
+        return None
+    if reply.link:
+        return _call_to_action(reply.text, reply.link, templates)
+    count = len(reply.options)
+    if count in QUICK_REPLY_COUNTS:
+        return _choices(reply, templates.quick_reply.get(count), BUTTON_TITLE)
+    return _choices(reply, templates.list_picker.get(count), ITEM_TITLE)
+
+
+def _choices(reply: Reply, sid: str | None, title_limit: int) -> Content | None:
+    """Body in {{1}}, then each option's title and id: {{2}} and {{3}}, {{4}} and {{5}}…"""
+    if sid is None or not all(_fits(option, title_limit) for option in reply.options):
+        return None
+    variables = {"1": reply.text}
+    for n, option in enumerate(reply.options, 1):
+        variables[str(2 * n)], variables[str(2 * n + 1)] = option.label, option.id
+    return Content(sid, variables)
+
+
+def _fits(option: Option, title_limit: int) -> bool:
+    """False for a title or id WhatsApp would refuse: the whole reply then goes as text."""
+    return 0 < len(option.label) <= title_limit and 0 < len(option.id) <= OPTION_ID
+
+
+def _call_to_action(text: str, link: Link, templates: Templates) -> Content | None:
+    """Body in {{1}}; {{2}} completes the URL button's fixed start, so other links go as text."""
+    sid, start = templates.call_to_action, templates.call_to_action_url
+    if sid is None or not start or not link.url.startswith(start) or link.url == start:
+        return None
+    return Content(sid, {"1": text, "2": link.url.removeprefix(start)})
+
+
+def one_line(text: str, limit: int = NOTICE_MAX) -> str:
+    """A template variable WhatsApp accepts: no newlines, tabs or runs of spaces, and capped."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def split(body: str, limit: int = MAX_BODY) -> list[str]:
@@ -106,8 +179,7 @@ class TwilioMessenger:
     async def _carry_out(self, key: ChatKey, reply: Reply, decision: Route) -> None:
         match decision:
             case Route.FREE_FORM:
-                for body in split(render(reply)):
-                    await self._create(key, body=body)
+                await self._free_form(key, reply)
             case Route.TEMPLATE:
                 await self._template(key, reply)
             case Route.LATER:
@@ -115,8 +187,20 @@ class TwilioMessenger:
             case Route.DROP:
                 logger.info("non-essential message to %s not sent", mask_chat(key))
 
+    async def _free_form(self, key: ChatKey, reply: Reply) -> None:
+        """Interactive content when a template fits, else text; text too if Twilio refuses it."""
+        content = interactive(reply, self._templates)
+        if content is not None:
+            try:
+                await self._create(key, content_sid=content.sid, content_variables=content.json())
+                return
+            except _Rejected as error:
+                logger.warning("content %s refused, sent as text: %s", content.sid, error)
+        for body in split(render(reply)):
+            await self._create(key, body=body)
+
     async def _template(self, key: ChatKey, reply: Reply) -> None:
-        variables = json.dumps({"1": render(reply)[:MAX_BODY]}, ensure_ascii=False)
+        variables = json.dumps({"1": one_line(render(reply))}, ensure_ascii=False)
         try:
             await self._create(
                 key, content_sid=self._templates.notification, content_variables=variables
@@ -144,8 +228,15 @@ class TwilioMessenger:
             return NotDeliverableNow("Twilio 21610: the customer blocked us")
         if error.code == OUTSIDE_WINDOW:
             return _OutsideWindow()
-        return DeliveryFailed(f"Twilio refused the message: {error.code} ({error.status})")
+        refused = f"Twilio refused the message: {error.code} ({error.status})"
+        if error.status == TOO_MANY_REQUESTS or error.status >= 500:
+            return DeliveryFailed(refused)
+        return _Rejected(refused)
 
 
 class _OutsideWindow(Exception):
     """Twilio answered 63016; turned into a template or NotDeliverableNow in this module."""
+
+
+class _Rejected(DeliveryFailed):
+    """Twilio refused the request itself (a 4xx): sent again as it is, it would fail again."""

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     twilio_template_notification_sid: str | None = None
+    twilio_template_quick_reply_sids: str | None = None  # "2:HX…,3:HX…": buttons → Content SID
+    twilio_template_list_picker_sids: str | None = None  # "4:HX…,…,10:HX…": items → Content SID
+    twilio_template_call_to_action_sid: str | None = None
+    twilio_template_call_to_action_url_prefix: str | None = None  # the URL button's fixed start
 
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None

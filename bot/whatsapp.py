@@ -11,6 +11,10 @@ outlast Twilio's 15-second timeout, and replies go through the REST API, not the
 MessageSid is recorded before handling, so a crash mid-way loses that one message (the customer
 writes again) rather than answering it twice.
 
+A press on a quick-reply button or a list item carries the option id in ButtonPayload: it becomes
+the core's Choice. Without one (the list-picker's reply fields are not documented for certain),
+the Body, or else ButtonText, is the Text: the core reads the item's title or its number.
+
 BAJA / STOP and ALTA / START are settled here, at the channel's edge: they set the customer's
 opt-out flag, which ``conversations.delivery`` reads, and the promo opt-in (BAJA withdraws it,
 ALTA gives it, with the time).
@@ -19,6 +23,7 @@ ALTA gives it, with the time).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,11 +37,16 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from adapters.twilio_messenger import Templates, TwilioMessenger
+from adapters.twilio_messenger import (
+    LIST_PICKER_COUNTS,
+    QUICK_REPLY_COUNTS,
+    Templates,
+    TwilioMessenger,
+)
 from bot.settings import Settings
 from conversations import messages as msg
 from conversations.catalog import fold
-from conversations.machine import Text
+from conversations.machine import Choice, Text
 from conversations.masking import mask_chat
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contacts, Messenger
@@ -50,6 +60,7 @@ PATH = "/whatsapp/webhook"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 OPT_OUT_WORDS = frozenset({"baja", "stop"})
 OPT_IN_WORDS = frozenset({"alta", "start"})
+CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,11 @@ class Inbound:
     key: ChatKey
     message_sid: str
     text: str
+    payload: str = ""  # the option id of a pressed button or list item
+
+    def event(self) -> Text | Choice:
+        """A pressed option as the core's Choice, like a Telegram button; else what was typed."""
+        return Choice(self.payload) if self.payload else Text(self.text)
 
 
 def parse(form: FormData) -> Inbound | None:
@@ -66,8 +82,9 @@ def parse(form: FormData) -> Inbound | None:
     if not sid or sender == number or not number:
         return None
     # A tapped button sends its title as Body too; fall back to the button fields if it did not.
-    text = form.get("Body") or form.get("ButtonText") or form.get("ButtonPayload") or ""
-    return Inbound(ChatKey(Channel.WHATSAPP, number), sid, str(text))
+    text = form.get("Body") or form.get("ButtonText") or ""
+    payload = str(form.get("ButtonPayload", "")).strip()
+    return Inbound(ChatKey(Channel.WHATSAPP, number), sid, str(text), payload)
 
 
 def signed(validator: RequestValidator, url: str, form: FormData, signature: str) -> bool:
@@ -86,7 +103,7 @@ class Inbox:
     """What a WhatsApp message does once accepted: an opt-out keyword, or a turn of the chat."""
 
     contacts: Contacts
-    handle: Callable[[ChatKey, Text], Awaitable[None]]
+    handle: Callable[[ChatKey, Text | Choice], Awaitable[None]]
     messenger: Messenger
     clock: Callable[[], datetime]
 
@@ -94,7 +111,7 @@ class Inbox:
         """Handle one message after the response; failures are logged, never raised to Twilio."""
         try:
             if not await self._opt_keyword(inbound):
-                await self.handle(inbound.key, Text(inbound.text))
+                await self.handle(inbound.key, inbound.event())
         except Exception:
             logger.exception(
                 "whatsapp message %s from %s failed", inbound.message_sid, mask_chat(inbound.key)
@@ -149,11 +166,48 @@ def whatsapp_messenger(
     token = settings.twilio_auth_token.get_secret_value()
     client = Client(settings.twilio_account_sid, token, http_client=http)
     client.api.base_url = settings.twilio_api_base_url.rstrip("/")  # read at each request
-    templates = Templates(notification=settings.twilio_template_notification_sid)
     return TwilioMessenger(
         client, sender=settings.twilio_whatsapp_from, contacts=contacts, clock=clock,
-        templates=templates,
+        templates=templates(settings),
     )  # fmt: skip
+
+
+def templates(settings: Settings) -> Templates:
+    """The content templates in the settings; a malformed one stops the start-up, named."""
+    cta = settings.twilio_template_call_to_action_sid
+    cta_url = settings.twilio_template_call_to_action_url_prefix
+    if bool(cta) != bool(cta_url):
+        raise ValueError("set TWILIO_TEMPLATE_CALL_TO_ACTION_SID and _URL_PREFIX together")
+    return Templates(
+        notification=settings.twilio_template_notification_sid,
+        quick_reply=sids_by_count(
+            settings.twilio_template_quick_reply_sids, QUICK_REPLY_COUNTS, "QUICK_REPLY_SIDS"
+        ),
+        list_picker=sids_by_count(
+            settings.twilio_template_list_picker_sids, LIST_PICKER_COUNTS, "LIST_PICKER_SIDS"
+        ),
+        call_to_action=content_sid(cta, "CALL_TO_ACTION_SID") if cta else None,
+        call_to_action_url=cta_url,
+    )
+
+
+def sids_by_count(value: str | None, counts: range, name: str) -> dict[int, str]:
+    """Read "2:HX…,3:HX…": how many buttons or items each template holds, and its SID."""
+    found: dict[int, str] = {}
+    for pair in filter(None, (part.strip() for part in (value or "").split(","))):
+        count, _, sid = pair.partition(":")
+        if not count.strip().isdecimal() or int(count) not in counts:
+            allowed = f"{counts.start}-{counts.stop - 1}"
+            raise ValueError(f"TWILIO_TEMPLATE_{name}: {count!r} is not a count in {allowed}")
+        found[int(count)] = content_sid(sid, name)
+    return found
+
+
+def content_sid(value: str, name: str) -> str:
+    """The SID, checked at start-up: a mistyped one would quietly turn buttons into text."""
+    if not CONTENT_SID.fullmatch(value.strip()):
+        raise ValueError(f"TWILIO_TEMPLATE_{name}: {value!r} is not a Content SID (HX + 32 hex)")
+    return value.strip()
 
 
 def whatsapp_routes(settings: Settings, *, inbox: Inbox) -> list[Route]:

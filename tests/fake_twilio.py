@@ -3,9 +3,13 @@
 The real twilio Client talks to it: ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with
 HTTP basic auth, the form fields the spec declares, 201 and a Message resource shaped like the
 spec's ``api.v2010.account.message``. Refusals carry Twilio's error body (code, message,
-more_info, status). It also plays WhatsApp's rules: free-form bodies only within 24 hours of the
-customer's last inbound message (63016), approved templates only, and recipients who blocked the
-sender (21610). Every request is recorded, accepted or not, so tests count at the fake.
+more_info, status). It also plays WhatsApp's rules: free-form bodies and unapproved content (list
+pickers, in-session buttons) only within 24 hours of the customer's last inbound message (63016),
+known Content SIDs only (21655), ContentVariables a JSON object of strings (21656), and recipients
+who blocked the sender (21610). Content WhatsApp would not deliver (a value over its field's limit,
+or a newline, tab or run of spaces in an approved template's variable) is taken, as Twilio takes
+it, but lands in ``failed`` with 63021 instead of ``messages``: Meta refuses it after the API call.
+Every request is recorded, accepted or not, so tests count at the fake.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -37,6 +41,9 @@ _ACCOUNT_SID = re.compile(_CREATE["parameters"][0]["schema"]["pattern"])
 _CONTENT_SID = re.compile(_FIELDS["properties"]["ContentSid"]["pattern"])
 WINDOW = timedelta(hours=24)
 MAX_BODY = 1600
+MAX_VARIABLE = 1024  # no WhatsApp text field (a body) takes more
+UNDELIVERABLE = 63021  # Meta refused the content: Twilio reports it after accepting the message
+_NOT_IN_A_PARAMETER = re.compile(r"[\n\t]| {5}")  # Meta's rule for template parameters
 
 
 class Refusal(Exception):
@@ -50,6 +57,19 @@ class Refusal(Exception):
         return JSONResponse({**body, "status": self.status}, status_code=self.status)
 
 
+@dataclass(frozen=True)
+class Content:
+    """A content template of the account: its variables' limits and whether WhatsApp approved it."""
+
+    limits: Mapping[str, int] = field(default_factory=dict)  # variable → its field's longest value
+    approved: bool = False  # only approved content may go outside the 24-hour window
+
+
+def variables(message: dict[str, str]) -> dict[str, str]:
+    """The ContentVariables a recorded message carried."""
+    return json.loads(message.get("ContentVariables", "{}"))
+
+
 @dataclass
 class FakeTwilio:
     """Twilio's side of WhatsApp, for one account and the test's clock."""
@@ -58,9 +78,11 @@ class FakeTwilio:
     auth_token: str
     clock: Callable[[], datetime]
     templates: frozenset[str] = frozenset()  # approved Content SIDs
+    contents: dict[str, Content] = field(default_factory=dict)  # other content, and its limits
     requests: list[dict[str, str]] = field(default_factory=list)  # every create, as posted
     messages: list[dict[str, str]] = field(default_factory=list)  # the accepted ones
     refusals: list[int] = field(default_factory=list)  # error codes answered
+    failed: list[dict[str, str]] = field(default_factory=list)  # taken, then refused by WhatsApp
     last_inbound: dict[str, datetime] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # addresses that sent STOP to Twilio
     base_url: str = ""  # where it listens, once served
@@ -90,7 +112,7 @@ class FakeTwilio:
         except Refusal as refusal:
             self.refusals.append(refusal.code)
             return refusal.response()
-        self.messages.append(form)
+        (self.messages if self._deliverable(form) else self.failed).append(form)
         return JSONResponse(self._resource(form), status_code=201)
 
     def _authenticate(self, request: Request) -> None:
@@ -123,7 +145,9 @@ class FakeTwilio:
         self._check_content(form)
         if form["To"] in self.blocked:
             raise Refusal(400, 21610, "Attempt to send to unsubscribed recipient")
-        if "Body" in form and not self._in_window(form["To"]):
+        content = self._content(form.get("ContentSid", ""))
+        session_only = content is None or not content.approved  # a Body, or unapproved content
+        if session_only and not self._in_window(form["To"]):
             raise Refusal(400, 63016, "Failed to send freeform message outside the window")
 
     def _check_content(self, form: dict[str, str]) -> None:
@@ -132,16 +156,27 @@ class FakeTwilio:
             raise Refusal(400, 21602, "Message body is required.")
         if body and len(body) > MAX_BODY:
             raise Refusal(400, 21617, "The message body exceeds the 1600 character limit.")
-        if content_sid and not (
-            _CONTENT_SID.fullmatch(content_sid) and content_sid in self.templates
-        ):
+        if content_sid and not (_CONTENT_SID.fullmatch(content_sid) and self._content(content_sid)):
             raise Refusal(400, 21655, "The ContentSid is Invalid.")
-        if "ContentVariables" in form:
-            variables = json.loads(form["ContentVariables"]) if content_sid else None
-            if not isinstance(variables, dict) or not all(
-                isinstance(v, str) for v in variables.values()
-            ):
-                raise Refusal(400, 21656, "The ContentVariables Parameter is invalid.")
+        if "ContentVariables" in form and not (content_sid and _string_object(form)):
+            raise Refusal(400, 21656, "The ContentVariables Parameter is invalid.")
+
+    def _content(self, sid: str) -> Content | None:
+        if sid in self.templates:
+            return Content(approved=True)
+        return self.contents.get(sid)
+
+    def _deliverable(self, form: dict[str, str]) -> bool:
+        """False for content WhatsApp refuses: too long for its field, or a bad parameter."""
+        content = self._content(form.get("ContentSid", ""))
+        if content is None:
+            return True
+        for key, value in variables(form).items():
+            if len(value) > content.limits.get(key, MAX_VARIABLE):
+                return False
+            if content.approved and _NOT_IN_A_PARAMETER.search(value):
+                return False
+        return True
 
     def _in_window(self, address: str) -> bool:
         last = self.last_inbound.get(address)
@@ -160,3 +195,12 @@ class FakeTwilio:
         )  # fmt: skip
         resource["from"] = form["From"]
         return resource
+
+
+def _string_object(form: dict[str, str]) -> bool:
+    """True if ContentVariables is a JSON object of string values, as Twilio requires."""
+    try:
+        parsed = json.loads(form["ContentVariables"])
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values())

@@ -60,14 +60,23 @@ class Phone:
         headers = {"X-Twilio-Signature": sign(params) if signature is None else signature}
         return await self.http.post("/whatsapp/webhook", data=params, headers=headers)
 
-    async def say(self, *texts: str) -> list[str]:
-        """Write each text (Twilio sees it first); return the bodies the bot sent back."""
+    def press(self, payload: str, title: str) -> dict[str, str]:
+        """The fields Twilio posts for a tapped button or list item: its title as Body, its id."""
+        tapped = {"MessageType": "button", "ButtonText": title, "ButtonPayload": payload}
+        return {**self.form(title), **tapped}
+
+    async def send(self, *forms: dict[str, str]) -> list[dict[str, str]]:
+        """Post each message (Twilio sees it first); return the messages the bot sent back."""
         before = len(self.twilio.to(self.address))
-        for text in texts:
+        for form in forms:
             self.twilio.inbound(self.address)
-            response = await self.post(self.form(text))
+            response = await self.post(form)
             assert response.status_code == 200, response.text
-        return self.received()[before:]
+        return self.twilio.to(self.address)[before:]
+
+    async def say(self, *texts: str) -> list[str]:
+        """Write each text; return the bodies the bot sent back."""
+        return [m.get("Body", "") for m in await self.send(*map(self.form, texts))]
 
     def received(self) -> list[str]:
         return self.twilio.bodies(self.address)

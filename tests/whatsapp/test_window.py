@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from adapters.twilio_messenger import NOTICE_MAX
 from bot.app import Services
-from tests.fake_twilio import FakeTwilio
+from conversations.messages import Option, Reply
+from tests.fake_twilio import FakeTwilio, variables
 from tests.fakes import MovableClock
 from tests.service.chat import TEST_CARD
 from tests.whatsapp.conftest import TEMPLATE_SID
@@ -53,6 +55,40 @@ async def test_outside_the_window_the_approved_template_carries_the_notice(
     assert late[0]["ContentSid"] == TEMPLATE_SID
     assert "Recarga exitosa" in json.loads(late[0]["ContentVariables"])["1"]
     assert twilio.refusals == []
+
+
+@pytest.mark.parametrize("template_sid", [TEMPLATE_SID])
+async def test_the_notice_in_the_template_is_one_line_and_capped_as_whatsapp_requires(
+    bot, phone: Phone, twilio: FakeTwilio, clock: MovableClock
+):
+    await phone.say("hola")
+    clock.advance(hours=25)
+    notice = Reply(
+        "Recarga exitosa.\n\nOperación:\t42      ok\n" + "x" * 1600, (Option("a", "Sí"),)
+    )
+
+    await bot.chat.messenger.send(phone.key, notice)
+
+    [late] = twilio.to(phone.address)[1:]  # delivered: the fake holds back what Meta refuses
+    value = variables(late)["1"]
+    assert late["ContentSid"] == TEMPLATE_SID and twilio.failed == []
+    assert value.startswith("Recarga exitosa. Operación: 42 ok xxx")
+    assert len(value) == NOTICE_MAX and value.endswith("…")
+
+
+@pytest.mark.parametrize("template_sid", [TEMPLATE_SID])
+async def test_a_short_notice_with_options_fits_whole_on_one_line(
+    bot, phone: Phone, twilio: FakeTwilio, clock: MovableClock
+):
+    await phone.say("hola")
+    clock.advance(hours=25)
+
+    await bot.chat.messenger.send(
+        phone.key, Reply("¿Promos?", (Option("s", "Sí"), Option("n", "No")))
+    )
+
+    [late] = twilio.to(phone.address)[1:]
+    assert variables(late) == {"1": "¿Promos? 1. Sí 2. No"}
 
 
 @pytest.mark.parametrize("template_sid", [TEMPLATE_SID])
