@@ -15,15 +15,17 @@ async def test_telegram_and_whatsapp_conversations_and_saved_lines_are_independe
     bot, phone: Phone, twilio: FakeTwilio
 ):
     await phone.say("hola", "Acepto", "987654321", "María Quispe", "DNI", "45678912")
-    for text in ("hola", "Acepto", "912345678"):
+    for text in ("hola", "Acepto", "912345678", "Ana Díaz", "DNI", "87654321", "/cancelar"):
         await bot.chat.handle(SAME_PERSON_ON_TELEGRAM, Text(text))
     whatsapp_next = await phone.say("Recarga de saldo")
+    await bot.chat.handle(SAME_PERSON_ON_TELEGRAM, Text("hola"))
+    whatsapp_greeting = (await phone.say("/cancelar", "hola"))[-1]
 
     on_whatsapp = await bot.store.load(phone.key)
     on_telegram = await bot.store.load(SAME_PERSON_ON_TELEGRAM)
-    assert [line.msisdn for line in on_whatsapp.profile.lines] == ["987654321"]
-    assert on_telegram.profile.lines == ()
-    assert on_whatsapp.step is Step.CHOOSE_AMOUNT and "Elige el monto" in whatsapp_next[0]
-    assert on_telegram.step is Step.ASK_NAME
-    assert on_telegram.draft.msisdn == "912345678"
-    assert len(phone.received()) == 7 and {m["To"] for m in twilio.messages} == {phone.address}
+    assert [line.owner_name for line in on_whatsapp.profile.lines] == ["María Quispe"]
+    assert [line.owner_name for line in on_telegram.profile.lines] == ["Ana Díaz"]
+    assert "Elige el monto" in whatsapp_next[0]
+    assert "987 654 321" in whatsapp_greeting and "912" not in whatsapp_greeting
+    assert on_telegram.step is Step.PICK_LINE
+    assert {m["To"] for m in twilio.messages} == {phone.address}  # Telegram's replies stay there
