@@ -6,8 +6,9 @@ import re
 
 from conversations.model import ChatKey
 
-# Five or more digits standing alone (a phone, a document, a card), not inside a hex order id.
-_DIGIT_RUN = re.compile(r"(?<![0-9a-fA-F])\d{5,}(?![0-9a-fA-F])")
+# Seven or more digits standing alone (a phone, a DNI or CE, a card), not inside a hex order id;
+# shorter runs are ports, process ids and amounts, which operators need to read.
+_DIGIT_RUN = re.compile(r"(?<![0-9a-fA-F])\d{7,}(?![0-9a-fA-F])")
 
 
 def mask_msisdn(msisdn: str) -> str:
@@ -25,5 +26,5 @@ def mask_chat(key: ChatKey) -> str:
 
 
 def scrub(text: str) -> str:
-    """Mask every free-standing run of five or more digits (numbers, documents, cards)."""
+    """Mask every free-standing run of seven or more digits (numbers, documents, cards)."""
     return _DIGIT_RUN.sub(lambda m: "*" * (len(m.group()) - 3) + m.group()[-3:], text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from bot.logs import ScrubPersonalData, uvicorn_config
+from bot.logs import ScrubbingAccessFormatter, ScrubbingFormatter, uvicorn_config
 
 ORDER_ID = "3f2a9c1e12345678b0d94e7a6c5b4a39"  # hex: digit runs inside it are not numbers
 
@@ -19,7 +19,7 @@ def formatted(log: logging.Logger, stream: io.StringIO) -> str:
 def scrubbed_logger() -> tuple[logging.Logger, io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(ScrubPersonalData())
+    handler.setFormatter(ScrubbingFormatter())
     log = logging.getLogger("tests.scrub")
     log.handlers, log.propagate, log.level = [handler], False, logging.INFO
     return log, stream
@@ -48,8 +48,16 @@ def test_a_card_number_in_a_stack_is_masked() -> None:
     assert "4242424242424242" not in formatted(log, stream)
 
 
-def test_uvicorns_handlers_get_the_filter_too() -> None:
+def test_uvicorns_request_lines_are_scrubbed_and_still_formatted() -> None:
     config = uvicorn_config()
+    access = config["formatters"]["access"]
+    formatter = access["()"](access["fmt"], use_colors=False)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:80", "GET", "/x?to=987654321", "1.1", 200), None,
+    )  # fmt: skip
 
-    assert {h["filters"][0] for h in config["handlers"].values()} == {"scrub"}
-    assert config["filters"]["scrub"]["()"] is ScrubPersonalData
+    line = formatter.format(record)
+
+    assert formatter.__class__ is ScrubbingAccessFormatter
+    assert '"GET /x?to=******321 HTTP/1.1" 200' in line
