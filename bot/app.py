@@ -44,7 +44,7 @@ from conversations.model import Order
 from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks
-from storage.crypto import DataKeys, check_keys, local_keys, write_private
+from storage.crypto import DataKeys, check_keys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
@@ -131,9 +131,9 @@ def webhook_secret(settings: Settings) -> str:
     if settings.stripe_webhook_secret:
         return settings.stripe_webhook_secret.get_secret_value()
     path = settings.sandbox_secret_path
-    if not path.exists():
-        write_private(path, f"whsec_sandbox_{secrets.token_hex(24)}")
-    return path.read_text(encoding="utf-8").strip()
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    return create_private_once(path, f"whsec_sandbox_{secrets.token_hex(24)}").strip()
 
 
 def data_keys(settings: Settings) -> DataKeys:

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,16 +90,32 @@ def new_fernet_key() -> str:
 
 def local_keys(path: Path) -> DataKeys:
     """The keys kept in ``path``, created (mode 0600) on first use."""
-    if not path.exists():
-        save_local_keys(path, DataKeys.generate())
-    data = json.loads(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8") if path.exists() else None
+    data = json.loads(text or create_private_once(path, _keys_json(DataKeys.generate())))
     return DataKeys(tuple(data["fernet_keys"]), data["hash_key"])
 
 
 def save_local_keys(path: Path, keys: DataKeys) -> None:
     """Write the keys to ``path``, readable by the owner only."""
-    data = {"fernet_keys": list(keys.fernet_keys), "hash_key": keys.hash_key}
-    write_private(path, json.dumps(data))
+    write_private(path, _keys_json(keys))
+
+
+def _keys_json(keys: DataKeys) -> str:
+    return json.dumps({"fernet_keys": list(keys.fernet_keys), "hash_key": keys.hash_key})
+
+
+def create_private_once(path: Path, text: str) -> str:
+    """Create the owner-only file holding ``text`` unless a process racing us did; return the
+    text that won, so replicas starting together agree on one secret."""
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    write_private(draft, text)  # complete before it has the real name: no one reads it half-made
+    try:
+        os.link(draft, path)  # atomic, and refused if the name exists
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text(encoding="utf-8")
 
 
 def write_private(path: Path, text: str) -> None:
