@@ -69,7 +69,7 @@ async def purge_inactive(settings: Settings, *, now: datetime) -> int:
     sessions = make_sessionmaker(engine)
     try:
         before = now - timedelta(days=settings.retention_days)
-        erased = await SqlPrivacy(sessions).erase_inactive(before=before)
+        erased = await SqlPrivacy(sessions).erase_inactive(before=before, now=now)
         await SqlAudit(sessions).record(
             actor=OPERATOR, action="retention", allowed=True, at=now, target=f"erased={erased}"
         )

@@ -3,7 +3,8 @@
 Why one module: these are the queries Ley 29733 and the abuse limits need, kept apart from the
 order flow's repositories. Erasure deletes saved lines, the conversation and the consent, and
 anonymises the customer row and its settled orders: ids, products, amounts, states and times stay
-for accounting; names, documents, numbers and chat ids are blanked. Orders still moving (paid,
+for accounting; names, documents, numbers and chat ids are blanked (the number's keyed hash after
+the day in which the per-recipient limits count it). Orders still moving (paid,
 topping up) keep their data until they settle, so the customer can still be told and refunded;
 the retention job erases them later.
 """
@@ -14,11 +15,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import ColumnElement, delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversations.limits import HOUR, CheckoutUsage, RecipientUsage
+from conversations.limits import DAY, HOUR, CheckoutUsage, RecipientUsage
 from conversations.model import ChatKey, OrderState, PersonalData
 from storage.crypto import EncryptedColumn
 from storage.models import AuditRow, ConversationRow, CustomerRow, OrderRow, SavedLineRow
@@ -33,6 +34,7 @@ FINAL_STATES = frozenset(
 # Orders that may still be paid (or were): what the per-recipient limits count.
 _NOT_PAID = [OrderState.CANCELLED.value, OrderState.EXPIRED.value, OrderState.REFUNDED.value]
 BLANK = ""
+_SETTLED = col(OrderRow.state).in_([state.value for state in FINAL_STATES])
 
 # Every encrypted column, for key rotation.
 ENCRYPTED_COLUMNS = (
@@ -73,11 +75,14 @@ class SqlPrivacy:
             customer = await _find_customer(db, key)
             if customer is None or customer.id is None:
                 return
-            await _erase(db, customer.id)
+            await _erase(db, customer.id, at=at)
             await db.commit()
 
-    async def erase_inactive(self, *, before: datetime) -> int:
-        """Erase every customer not seen since ``before``; return how many were erased."""
+    async def erase_inactive(self, *, before: datetime, now: datetime) -> int:
+        """Erase every customer not seen since ``before``; return how many were erased.
+
+        Also forgets the numbers' keyed hashes that erasures kept for the day's limits.
+        """
         stmt = select(CustomerRow.id, CustomerRow.chat_id).where(
             col(CustomerRow.last_seen_at) < before
         )
@@ -86,8 +91,13 @@ class SqlPrivacy:
         ids = [i for i, chat_id in rows if i is not None and chat_id != BLANK]  # not yet erased
         for customer_id in ids:  # one short transaction each: the bot keeps serving
             async with self.sessions() as db:
-                await _erase(db, customer_id)
+                await _erase(db, customer_id, at=now)
                 await db.commit()
+        async with self.sessions() as db:
+            # Orders need consent, so an order whose customer has none left was erased.
+            erased = select(CustomerRow.id).where(col(CustomerRow.consent_version).is_(None))
+            await _forget_numbers(db, col(OrderRow.customer_id).in_(erased), at=now)
+            await db.commit()
         logger.info("retention: %d inactive customers erased", len(ids))
         return len(ids)
 
@@ -115,16 +125,16 @@ class SqlPrivacy:
         return RecipientUsage(count, amount)
 
 
-async def _erase(db: AsyncSession, customer_id: int) -> None:
+async def _erase(db: AsyncSession, customer_id: int, *, at: datetime) -> None:
     """Delete what is only personal, blank what accounting keeps."""
     await db.exec(delete(SavedLineRow).where(col(SavedLineRow.customer_id) == customer_id))
     await db.exec(delete(ConversationRow).where(col(ConversationRow.customer_id) == customer_id))
-    settled = [s.value for s in FINAL_STATES]
     await db.exec(
         update(OrderRow)
-        .where(col(OrderRow.customer_id) == customer_id, col(OrderRow.state).in_(settled))
+        .where(col(OrderRow.customer_id) == customer_id, _SETTLED)
         .values(chat_id=BLANK, msisdn=BLANK, owner_name=BLANK, doc_number=BLANK)
     )
+    await _forget_numbers(db, col(OrderRow.customer_id) == customer_id, at=at)
     await db.exec(
         update(CustomerRow)
         .where(col(CustomerRow.id) == customer_id)
@@ -133,6 +143,16 @@ async def _erase(db: AsyncSession, customer_id: int) -> None:
             consented_at=None, last_inbound_at=None, promos_opt_in_at=None, promos_asked_at=None,
         )
     )  # fmt: skip
+
+
+async def _forget_numbers(db: AsyncSession, whose: ColumnElement[bool], *, at: datetime) -> None:
+    """Blank the number's keyed hash of settled orders the day's per-recipient limit no longer
+    counts (erasure keeps it that long, or /borrar would reset the limit)."""
+    await db.exec(
+        update(OrderRow)
+        .where(whose, _SETTLED, col(OrderRow.created_at) < at - DAY)
+        .values(msisdn_hash=BLANK)
+    )
 
 
 @dataclass

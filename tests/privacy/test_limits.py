@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from conversations.model import Channel, ChatKey, Order
+from conversations.model import (
+    Channel,
+    ChatKey,
+    Checkout,
+    DocType,
+    Line,
+    Order,
+    OrderState,
+    Product,
+    ProductKind,
+    Purchase,
+)
 from conversations.ports import Payments
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
 from tests.telegram.conftest import ADMIN_ID
@@ -68,6 +80,28 @@ async def test_the_sixth_link_within_an_hour_is_refused_and_not_created(services
     assert LIMIT_TEXT in refused[-1].text
     assert allowed[-1].link is not None
     assert len(gateway.opened) == 6  # five, none for the refused one, then one more
+
+
+async def test_a_fourth_payable_link_is_refused_while_three_are_open(services, messenger, clock):
+    """Links opened elsewhere (another device, a replica) still count while payable."""
+    gateway = counting(services)
+    line = Line("912345678", "María Quispe", DocType.DNI, "45678912")  # another number
+    ten = Product("saldo-10", ProductKind.CREDIT, "Recarga S/ 10", 1000, 0)
+    for n in range(3):
+        checkout = Checkout(f"cs_{n}", f"https://pay.test/{n}", clock() + timedelta(minutes=30))
+        order = Order(f"open-{n}", CHAT, Purchase(line, ten), OrderState.AWAITING_PAYMENT,
+                      created_at=clock(), checkout=checkout)  # fmt: skip
+        await services.orders.add(order)
+    customer = Customer(services, messenger, CHAT)
+
+    refused = await customer.say(*NEW_CUSTOMER_TO_SUMMARY, "Confirmar")
+    clock.advance(minutes=31)  # the three lapse: no longer payable
+    await customer.say("hola", "Otro número", "987654321", "Recarga de saldo", "S/ 10")
+    allowed = await customer.say("Confirmar")
+
+    assert refused[-1].text.startswith("Ya pediste varios enlaces de pago")
+    assert allowed[-1].link is not None
+    assert len(gateway.opened) == 1
 
 
 async def test_a_recipient_gets_at_most_three_topups_a_day_from_any_chats(services, messenger):

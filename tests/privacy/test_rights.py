@@ -7,8 +7,9 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from bot.privacy_cli import purge_inactive
+from conversations.limits import RecipientUsage
 from conversations.model import Channel, ChatKey, OrderState
-from tests.privacy.canary import NAME, NEW_CUSTOMER
+from tests.privacy.canary import NAME, NEW_CUSTOMER, PHONE
 from tests.service.chat import Customer
 
 ANA = ChatKey(Channel.TERMINAL, "ana")
@@ -71,12 +72,14 @@ async def test_misdatos_shows_only_the_asking_customer(services, messenger):
 async def test_declining_the_notice_stores_nothing_personal(services, messenger):
     beto = Customer(services, messenger, BETO)
 
-    replies = await beto.say("hola", "No acepto")
+    replies = await beto.say("hola", "Beto Ramírez 45678912", "No acepto")  # data typed too soon
     data = await services.privacy.personal_data(BETO)
+    session = await services.store.load(BETO)
 
     assert replies[-1].text.startswith("Entendido, no guardé")
     assert (data.consent_version, data.lines, data.orders) == (None, (), 0)
     assert await count(services, "saved_lines") == 0 and await count(services, "orders") == 0
+    assert "Ramírez" not in repr(session) and "45678912" not in repr(session)  # decrypted state
 
 
 async def test_retention_erases_customers_inactive_longer_than_the_setting(
@@ -94,3 +97,20 @@ async def test_retention_erases_customers_inactive_longer_than_the_setting(
     assert NAME in (await services.privacy.personal_data(BETO)).lines[0].owner_name
     assert await count(services, "orders") == 2  # the accounting rows stay
     assert await purge_inactive(settings, now=clock() + timedelta(days=1)) == 0  # idempotent
+
+
+async def test_borrar_keeps_the_numbers_hash_only_while_the_daily_limit_counts_it(
+    services, messenger, settings, clock
+):
+    ana = await paid_customer(services, messenger, ANA)
+    clock.advance(hours=2)
+    await ana.say("/borrar", "Sí")
+    today = await services.privacy.recipient(PHONE, now=clock() - timedelta(days=1))
+    clock.advance(days=2)
+    await purge_inactive(settings, now=clock())  # the daily retention run
+
+    assert today == RecipientUsage(1, 1000)  # a /borrar does not reset today's limit
+    assert await services.privacy.recipient(PHONE, now=clock() - timedelta(days=30)) == (
+        RecipientUsage(0, 0)  # two days on, nothing links the number to the order any more
+    )
+    assert await count(services, "orders") == 1

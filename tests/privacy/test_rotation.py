@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
+from sqlmodel import SQLModel
 
 from bot.app import Overrides, build, data_keys_path
 from bot.privacy_cli import rotate
 from bot.settings import Settings
 from conversations.model import Channel, ChatKey
-from storage.crypto import UNREADABLE, DataKeys, WrongDataKeys, local_keys, new_fernet_key
+from storage.crypto import (
+    UNREADABLE,
+    DataKeys,
+    EncryptedText,
+    WrongDataKeys,
+    local_keys,
+    new_fernet_key,
+)
 from storage.privacy import ENCRYPTED_COLUMNS
 from tests.privacy.canary import NAME, NEW_CUSTOMER
 from tests.service.chat import Customer
@@ -148,3 +157,27 @@ async def test_keys_that_do_not_open_the_database_stop_the_start(settings, clock
     with pytest.raises(WrongDataKeys, match="DATA_"):
         async with app.state.services.lifetime(background=False):
             pass
+
+
+def test_processes_starting_together_agree_on_one_local_key_file(tmp_path):
+    """Replicas started at once must not each make (or half-read) their own keys."""
+    path = tmp_path / "keys" / "data-keys.json"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        found = list(pool.map(lambda _: local_keys(path), range(64)))
+
+    assert len(set(found)) == 1
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["data-keys.json"]  # no drafts left
+
+
+def test_rotation_covers_every_encrypted_column_of_the_models():
+    """A new encrypted column left out of rotation would become unreadable with the old key."""
+    encrypted = {
+        (table.name, column.name)
+        for table in SQLModel.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, EncryptedText)
+    }
+
+    assert {(c.table, c.column) for c in ENCRYPTED_COLUMNS} == encrypted
