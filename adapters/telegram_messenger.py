@@ -5,9 +5,13 @@ button. Telegram caps a message at 4,096 characters and ``callback_data`` at 64 
 texts are split (the keyboard rides on the last part) and an over-long option id is sent as its
 position in the list, which the core resolves like a typed number.
 
-A 403 means the customer blocked the bot: the chat is marked unreachable, nothing is retried and
-nothing more is sent to it until the customer writes again. Flood control (429) is the rate
-limiter's job, below this class: it waits ``retry_after`` and sends once more.
+Refusals become the core's errors, so an order notice stays pending and is sent again later:
+a 403 means the customer blocked the bot, so the chat is marked unreachable and every send to it
+raises ``NotDeliverableNow`` until the customer writes again (which clears the mark). Flood
+control (429) is the rate limiter's job, below this class: it waits ``retry_after`` and sends
+again; a 429 left after its retries, a 400 (e.g. "chat not found"), a timeout or a broken
+connection raise ``DeliveryFailed``. After a timeout the message may have arrived: a notice sent
+twice is better than a notice lost.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from urllib.parse import urlsplit
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
-from telegram.error import Forbidden
+from telegram.error import Forbidden, TelegramError
 
+from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Option, Reply
 from conversations.model import ChatKey
@@ -41,16 +46,20 @@ class TelegramMessenger:
         self._clock = clock
 
     async def send(self, key: ChatKey, reply: Reply) -> None:
-        """Send the reply in as many messages as it needs; give up quietly on a blocked chat."""
+        """Send the reply in as many messages as it needs, or raise why it cannot go now."""
         if (await self._contacts.contact(key)).unreachable:
             logger.info("chat %s blocked the bot: reply not sent", mask_chat(key))
-            return
+            raise NotDeliverableNow("the customer blocked the bot")
         try:
             for text, markup in render(reply):
                 await self._bot.send_message(int(key.chat_id), text, reply_markup=markup)
         except Forbidden:
             logger.warning("chat %s blocked the bot: marked unreachable", mask_chat(key))
             await self._contacts.mark(key, unreachable=True, at=self._clock())
+            raise NotDeliverableNow("the customer blocked the bot") from None
+        except TelegramError as error:  # 400, 429 after the retries, timeouts, network
+            logger.warning("reply to %s not sent: %r", mask_chat(key), error)
+            raise DeliveryFailed(f"Telegram: {type(error).__name__}") from error
 
 
 def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:

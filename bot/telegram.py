@@ -5,8 +5,10 @@ Handlers only translate updates into core events (``Text``, ``Choice``) and hand
 in ``conversations/`` and the database, shared with the other channels and the payment webhooks.
 
 Ordering: updates of different chats run concurrently; updates of one chat run one at a time, in
-the order they arrived (``PerChatUpdateProcessor``). Telegram repeats deliveries, so every update
-first passes ``first_delivery``, which records its ``update_id`` and drops a repeat.
+the order they arrived, and wait for their turn without holding a concurrency slot
+(``PerChatUpdateProcessor``). Telegram repeats deliveries, so every update first passes
+``first_delivery``, which records its ``update_id`` and drops a repeat (still answering a repeated
+button press, so its spinner stops).
 
 In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
 checks the secret header and queues the update. Without a public URL it long-polls instead.
@@ -14,6 +16,7 @@ checks the secret header and queues the update. Without a public URL it long-pol
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -45,6 +48,7 @@ from telegram.ext import (
 from adapters.aiohttp_request import AiohttpRequest
 from adapters.telegram_messenger import POSITION_PREFIX
 from conversations.catalog import soles
+from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.machine import Choice, Event, Text
 from conversations.masking import mask_chat
 from conversations.messages import LIMA, Reply
@@ -82,20 +86,33 @@ class AuditLog(Protocol):
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Process different chats concurrently and one chat's updates in arrival order."""
+    """Process different chats concurrently and one chat's updates in arrival order.
+
+    PTB's ``process_update`` (marked final, for type checkers only) takes one of the
+    ``max_concurrent_updates`` slots before ``do_process_update`` runs. Waiting there for the
+    chat's lock would let one chat's backlog hold every slot and stall all other chats, so it is
+    overridden to wait for the chat's turn first and only then for a slot.
+    """
 
     def __init__(self, max_concurrent_updates: int) -> None:
         super().__init__(max_concurrent_updates)
         self._locks = KeyedLocks()
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        # Tasks start in arrival order and asyncio locks are FIFO, so order is kept per chat.
+    # PTB marks this final; overriding it is the point (see the class docstring).
+    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:  # type: ignore[misc]
+        """Wait for the chat's turn without a slot, then take a slot and run the update."""
+        # Tasks start in arrival order and reach the lock without awaiting anything first;
+        # asyncio locks are FIFO, so order is kept per chat.
         key = chat_key(update)
         if key is None:
-            await coroutine
+            await super().process_update(update, coroutine)
             return
         async with self._locks.hold(key):
-            await coroutine
+            await super().process_update(update, coroutine)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update: its chat's turn and a slot are already held."""
+        await coroutine
 
     async def initialize(self) -> None:
         """Nothing to allocate: locks are made per chat on demand."""
@@ -168,6 +185,7 @@ class TelegramHandlers:
             raise ApplicationHandlerStop
         if not await self.contacts.first_delivery(key, str(update.update_id), at=self.clock()):
             logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
+            await _answer(update.callback_query)  # the button's spinner stops all the same
             raise ApplicationHandlerStop
 
     async def text(self, update: Update, _: Context) -> None:
@@ -212,7 +230,10 @@ class TelegramHandlers:
     async def _handle(self, update: Update, event: Event) -> None:
         key = chat_key(update)
         assert key is not None, "first_delivery stops updates without a chat"
-        await self.chat.handle(key, event)
+        # A reply that could not go is no failure of the update: the turn is saved, the messenger
+        # logged why, and the customer's next message carries on from there.
+        with contextlib.suppress(NotDeliverableNow, DeliveryFailed):
+            await self.chat.handle(key, event)
 
 
 def choice_of(data: str) -> Event:

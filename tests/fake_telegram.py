@@ -1,8 +1,9 @@
 """A fake Telegram Bot API on loopback: the real PTB client talks HTTP to it.
 
 It answers like Telegram (``{"ok": true, "result": ...}``), records every call, can be scripted
-to refuse the next calls of a method with 429 (``retry_after``) or 403 (bot blocked), and serves
-queued updates to ``getUpdates`` for the polling mode. Tests wait on its condition, never sleep.
+to refuse the next calls of a method with 429 (``retry_after``) or 403 (bot blocked), can hold
+its answers to one chat's sendMessage until the test lets them go (``hold``), and serves queued
+updates to ``getUpdates`` for the polling mode. Tests wait on its condition, never sleep.
 """
 
 from __future__ import annotations
@@ -42,16 +43,22 @@ class FakeBotApi:
     calls: list[Call] = field(default_factory=list)
     scripted: dict[tuple[str, str | None], list[dict[str, Any]]] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # chat of each sendMessage kept at a gate
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     # Messages delivered per chat, each chat with its own condition: 200 waiting chats must not
     # all wake up on every call.
     delivered: dict[str, list[Call]] = field(default_factory=dict)
     _per_chat: dict[str, asyncio.Condition] = field(default_factory=dict)
+    _gates: dict[str, asyncio.Event] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def refuse(self, method: str, answer: dict[str, Any], *, chat_id: str | None = None) -> None:
         """Answer the next call of ``method`` (to ``chat_id`` only, if given) with ``answer``."""
         self.scripted.setdefault((method, chat_id), []).append(answer)
+
+    def hold(self, chat_id: int | str) -> asyncio.Event:
+        """Leave sendMessage calls to the chat unanswered and unrecorded until the event is set."""
+        return self._gates.setdefault(str(chat_id), asyncio.Event())
 
     async def post_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates."""
@@ -89,6 +96,8 @@ class FakeBotApi:
     async def _endpoint(self, request: Request) -> JSONResponse:
         method = request.path_params["method"]
         params = await _params(request)
+        if method == "sendMessage":
+            await self._gate(str(params.get("chat_id")))
         answer = self._scripted(method, params)
         if answer is None and method == "getUpdates":
             answer = {"ok": True, "result": await self._updates(params)}
@@ -100,6 +109,15 @@ class FakeBotApi:
         if method == "sendMessage" and call.ok:
             await self._delivered(call)
         return JSONResponse(answer, status_code=answer.get("error_code", 200))
+
+    async def _gate(self, chat: str) -> None:
+        gate = self._gates.get(chat)
+        if gate is None or gate.is_set():
+            return
+        async with self.changed:
+            self.held.append(chat)
+            self.changed.notify_all()
+        await gate.wait()
 
     async def _delivered(self, call: Call) -> None:
         chat = str(call.params["chat_id"])

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from bot.app import Services, build
+from bot.app import Overrides, Services, build
 from bot.settings import Settings
 from tests.fake_telegram import FakeBotApi, serving
 from tests.telegram.user import TelegramUser
@@ -42,7 +42,7 @@ def telegram_settings(settings: Settings, fake_api: tuple[FakeBotApi, str]) -> S
     )
 
 
-Running = Callable[[Settings], AbstractAsyncContextManager[tuple[Starlette, Services]]]
+Running = Callable[..., AbstractAsyncContextManager[tuple[Starlette, Services]]]
 
 
 @pytest.fixture
@@ -50,8 +50,10 @@ def running() -> Running:
     """Start a bot built from the settings, as `recargabot serve` does; stop it after."""
 
     @asynccontextmanager
-    async def run(settings: Settings) -> AsyncIterator[tuple[Starlette, Services]]:
-        app = build(settings)
+    async def run(
+        settings: Settings, overrides: Overrides | None = None
+    ) -> AsyncIterator[tuple[Starlette, Services]]:
+        app = build(settings, overrides=overrides)
         async with app.state.services.lifetime(background=False) as services:
             yield app, services
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+import pytest
+
+from bot.app import Overrides
+from conversations.errors import NotDeliverableNow
 from conversations.machine import Text
 from conversations.model import Channel, ChatKey
 from tests.fake_telegram import BLOCKED, retry_after
-from tests.telegram.user import message_update
+from tests.fakes import MovableClock
+from tests.telegram.user import TelegramUser, message_update
 
 
 async def test_a_429_is_waited_out_and_the_reply_delivered_once(bot, user, api):
@@ -30,13 +38,58 @@ async def test_a_403_marks_the_chat_unreachable_and_the_order_still_completes(bo
     await services.worker.run_once()
     await services.worker.run_once()
     after_block = len(api.of("sendMessage"))
-    await services.chat.handle(key, Text("hola"))
+    with pytest.raises(NotDeliverableNow):  # the chat is known to be blocked: nothing is tried
+        await services.chat.handle(key, Text("hola"))
 
     orders = await services.orders.recent(key, limit=5)
     assert [o.state.value for o in orders] == ["completed"]
     assert (await services.orders.get(orders[0].id)) is not None
     assert len(api.of("sendMessage")) == after_block  # no further sends to a blocked chat
     assert await maria.say("/ayuda")  # writing again makes the chat reachable
+
+
+async def test_a_blocked_chat_is_told_its_pending_result_once_it_writes_again(
+    telegram_settings, running, api
+):
+    clock, key = MovableClock(), ChatKey(Channel.TELEGRAM, "7301")
+    async with running(telegram_settings, Overrides(clock=clock)) as (app, services):
+        maria = TelegramUser(app, services, api, 7301)
+        link = await maria.to_payment_link()
+        api.refuse("sendMessage", BLOCKED, chat_id="7301")
+        before_paying = len(api.of("sendMessage"))
+
+        await maria.pay(link)
+        await services.worker.run_once()  # tops up; the notice is refused with 403
+        [order] = await services.orders.recent(key, limit=5)
+        clock.advance(minutes=6)  # past the notice lease: a pass tries again, still blocked
+        await services.worker.run_once()
+        after_lease = clock() + timedelta(minutes=6)
+        pending = await services.orders.unfinished(now=after_lease, stale_before=clock())
+        calls_while_blocked = len(api.of("sendMessage")) - before_paying
+        replies = await maria.say("hola")  # unblocked, the customer writes again
+        clock.advance(minutes=6)
+        await services.worker.run_once()
+        await services.worker.run_once()
+
+    assert order.state.value == "completed" and order.id in [o.id for o in pending]
+    assert calls_while_blocked == 1  # the refused notice; the retry never reached Telegram
+    assert replies and "Recarga exitosa" not in replies[0].params["text"]
+    assert sum("Recarga exitosa" in text for text in api.texts(7301)) == 1
+    assert "Recarga exitosa" in api.texts(7301)[-1]
+
+
+async def test_a_reply_refused_with_403_is_no_failed_update_and_the_next_message_is_answered(
+    bot, user, api, caplog
+):
+    maria = user(7401)
+    api.refuse("sendMessage", BLOCKED, chat_id="7401")
+
+    await maria.post(message_update(7401, "/ayuda"))
+    await api.wait_for(lambda: len(api.of("sendMessage")) == 1)
+    replies = await maria.say("/ayuda")  # queued behind the refused one, so handled after it
+
+    assert "Te ayudo" in replies[0].params["text"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_polling_mode_takes_updates_from_get_updates(telegram_settings, running, api):

@@ -8,6 +8,7 @@ import statistics
 from conversations.model import Channel, ChatKey
 
 CHATS = 200
+P95_GUARD = 10.0  # seconds: a loose regression guard; RELIABILITY B4's target is p95 < 1 s
 
 
 async def test_200_chats_in_parallel_each_complete_a_purchase(bot, user, api):
@@ -22,19 +23,28 @@ async def test_200_chats_in_parallel_each_complete_a_purchase(bot, user, api):
     await services.worker.run_once()
 
     latencies = sorted(t for u in users for t in u.latencies)
-    p95 = latencies[int(len(latencies) * 0.95) - 1]
-    print(f"\n{len(latencies)} updates, p50 {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    print(f"\n{CHATS} chats, {len(latencies)} updates, reply latency: "
+          f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
+          f"(target < 1000 ms, guard < {P95_GUARD * 1000:.0f} ms), "
+          f"max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
     for u in users:
         texts = api.texts(u.chat_id)
         mine = numbers[u.chat_id]
-        shown = f"{mine[:3]} {mine[3:6]} {mine[6:]}"
-        assert "Recarga exitosa" in texts[-1] and shown in texts[-1]
-        assert all(other not in "".join(texts) for other in _others(numbers, u.chat_id))
+        assert "Recarga exitosa" in texts[-1] and shown(mine) in texts[-1]
+        assert leaked(texts, numbers, u.chat_id) == []
         orders = await services.orders.recent(ChatKey(Channel.TELEGRAM, str(u.chat_id)), limit=5)
         assert [(o.purchase.line.msisdn, o.state.value) for o in orders] == [(mine, "completed")]
-    assert p95 < 10.0  # a regression guard; RELIABILITY B4 asks < 1 s (not met yet, see report)
+    assert p95 < P95_GUARD, f"reply latency p95 {p95:.2f} s"
 
 
-def _others(numbers: dict[int, str], chat_id: int) -> list[str]:
-    return [n for chat, n in numbers.items() if chat != chat_id]
+def shown(number: str) -> str:
+    """A Peruvian mobile number as the bot's replies write it: 987 001 100."""
+    return f"{number[:3]} {number[3:6]} {number[6:]}"
+
+
+def leaked(texts: list[str], numbers: dict[int, str], chat_id: int) -> list[str]:
+    """Other chats' numbers, raw or as shown, that appear in this chat's replies."""
+    everything = "\n".join(texts)
+    others = (n for chat, n in numbers.items() if chat != chat_id)
+    return [n for n in others if n in everything or shown(n) in everything]

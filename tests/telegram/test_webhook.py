@@ -94,6 +94,23 @@ async def test_a_repeated_update_id_is_handled_once(bot, user, api):
     assert "Hola" in api.texts(3101)[0] and "Te ayudo" in api.texts(3101)[1]
 
 
+async def test_a_repeated_button_press_is_answered_but_handled_once(bot, user, api):
+    maria = user(3201)
+    await maria.say("/start")
+    press = button_update(3201, "accept")
+    query_id = press["callback_query"]["id"]
+
+    assert await maria.post(press) == 200
+    assert await maria.post(press) == 200  # Telegram delivers the same update_id again
+    await api.wait_for(lambda: len(api.of("answerCallbackQuery")) == 2)
+    await maria.say("/ayuda")  # queued after the repeat: had it been handled, it came first
+
+    answered = [c.params["callback_query_id"] for c in api.of("answerCallbackQuery")]
+    assert answered == [query_id, query_id]  # the spinner stops on the repeat too
+    texts = api.texts(3201)
+    assert len(texts) == 3 and "Te ayudo" in texts[-1]
+
+
 async def test_misrecargas_lists_the_last_recharges(bot, user, api):
     _, services = bot
     maria = user(4001)
