@@ -33,7 +33,13 @@ from bot.payments import stripe_webhook
 from bot.promo_admin import promo_admin
 from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
-from bot.telegram import TelegramChannel, TelegramHandlers, telegram_application, telegram_channel
+from bot.telegram import (
+    TelegramChannel,
+    TelegramHandlers,
+    UpdateInbox,
+    telegram_application,
+    telegram_channel,
+)
 from bot.whatsapp import Inbox, whatsapp_messenger, whatsapp_routes
 from bot.worker import Worker
 from conversations.catalog import Catalogue
@@ -43,11 +49,12 @@ from conversations.machine import OrderSettled, Rules
 from conversations.model import Order
 from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
 from conversations.privacy_guard import Guard
-from conversations.service import ChatService, KeyedLocks
+from conversations.service import ChatService, KeyedLocks, ReentrantLocks
 from storage.crypto import DataKeys, check_keys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
+from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
 
@@ -249,13 +256,14 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         topups, close = reloadly_topups(settings)
         closers.append(close)
     topups = topups or SandboxTopUps()
+    locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
     chat = ChatService(
         store=store, orders=orders, payments=payments, topups=topups,
         messenger=given.messenger
         or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
         rules=Rules(load_catalogue(settings), policy_version=settings.privacy_policy_version),
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
-        privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=chat_locks(engine),
+        privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
     )  # fmt: skip
 
     async def tell(order: Order) -> None:
@@ -273,7 +281,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
                 settings, sessions, contacts=contacts, messenger=chat.messenger, clock=clock,
                 audit=audit,
             ).handlers(),
-        )) if bot_app else (None, [])
+        ), UpdateInbox(bot_app, SqlPendingUpdates(sessions), locks, clock))
+        if bot_app else (None, [])
     )  # fmt: skip
     routes = [
         Route("/healthz", web.healthz),

@@ -11,13 +11,16 @@ the order they arrived, and wait for their turn without holding a concurrency sl
 button press, so its spinner stops).
 
 In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
-checks the secret header and queues the update. Without a public URL it long-polls instead.
+checks the secret header and keeps the update in the database (``UpdateInbox``) before it answers,
+so a chat's updates are handled in update_id order even when they reach different replicas.
+Without a public URL it long-polls instead (one process: the in-process order is enough).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -53,7 +56,7 @@ from conversations.machine import Choice, Event, Text
 from conversations.masking import mask_chat
 from conversations.messages import LIMA, Reply
 from conversations.model import Channel, ChatKey
-from conversations.ports import Contacts, Messenger
+from conversations.ports import ChatLocks, Contacts, Messenger
 from conversations.service import ChatService, KeyedLocks
 
 if TYPE_CHECKING:
@@ -272,6 +275,7 @@ class TelegramChannel:
     application: Application
     webhook_url: str | None
     secret: str | None
+    inbox: UpdateInbox | None = None
 
     async def start(self) -> None:
         """Connect (getMe), announce the commands, then take updates by webhook or polling."""
@@ -283,6 +287,8 @@ class TelegramChannel:
                 self.webhook_url, secret_token=self.secret, allowed_updates=UPDATE_TYPES
             )
         await app.start()
+        if self.inbox:
+            await self.inbox.resume()
         if app.updater:
             await app.updater.start_polling(allowed_updates=UPDATE_TYPES)
 
@@ -296,13 +302,58 @@ class TelegramChannel:
         await app.shutdown()
 
 
-def telegram_webhook(
-    application: Application, secret: str
-) -> Callable[[Request], Awaitable[Response]]:
+class PendingUpdates(Protocol):
+    async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
+    async def next(self, key: ChatKey) -> tuple[int, str] | None: ...
+    async def done(self, update_id: int) -> None: ...
+    async def chats(self) -> list[ChatKey]: ...
+
+
+@dataclass
+class UpdateInbox:
+    """Webhook updates go to the database before Telegram gets its 200; then the replica that
+    holds the chat's lock handles the chat's kept updates by update_id, wherever each arrived.
+
+    So a chat's order holds across replicas, and an accepted update survives a crash (kept
+    updates are taken up again at start-up).
+    """
+
+    application: Application
+    pending: PendingUpdates
+    locks: ChatLocks
+    clock: Callable[[], datetime]
+
+    async def accept(self, update: Update, body: str) -> None:
+        """Keep the update, then handle its chat's updates in the background."""
+        key = chat_key(update)
+        if key is None:  # nothing to order: straight to the handlers
+            await self.application.update_queue.put(update)
+        elif await self.pending.add(key, update.update_id, body, at=self.clock()):
+            self.application.create_task(self.drain(key), update=update)
+        else:
+            logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
+            await _answer(update.callback_query)  # the button's spinner stops all the same
+
+    async def drain(self, key: ChatKey) -> None:
+        """Handle the chat's kept updates, oldest first, while holding the chat."""
+        async with self.locks.hold(key):
+            while (kept := await self.pending.next(key)) is not None:
+                update_id, body = kept
+                update = Update.de_json(json.loads(body), self.application.bot)
+                await self.application.process_update(update)
+                await self.pending.done(update_id)
+
+    async def resume(self) -> None:
+        """Take up the updates a crashed or stopped replica left kept."""
+        for key in await self.pending.chats():
+            self.application.create_task(self.drain(key))
+
+
+def telegram_webhook(inbox: UpdateInbox, secret: str) -> Callable[[Request], Awaitable[Response]]:
     """Build the route Telegram posts updates to."""
 
     async def endpoint(request: Request) -> Response:
-        """Check the secret header in constant time, queue the update and answer at once."""
+        """Check the secret header in constant time, keep the update and answer at once."""
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.encode()):
             logger.warning("telegram webhook with a missing or wrong secret token")
@@ -310,29 +361,30 @@ def telegram_webhook(
         try:
             data = await request.json()
             # A JSON body that is not an object, or an object of the wrong shape, is not an update.
-            update = Update.de_json(data, application.bot) if isinstance(data, dict) else None
+            bot = inbox.application.bot
+            update = Update.de_json(data, bot) if isinstance(data, dict) else None
         except (ValueError, KeyError, TypeError, AttributeError):
             update = None
         if update is None:
             return Response(status_code=400)
-        await application.update_queue.put(update)
+        await inbox.accept(update, json.dumps(data, ensure_ascii=False))
         return Response()
 
     return endpoint
 
 
 def telegram_channel(
-    application: Application, settings: Settings, handlers: TelegramHandlers
+    application: Application, settings: Settings, handlers: TelegramHandlers, inbox: UpdateInbox
 ) -> tuple[TelegramChannel, list[Route]]:
     """Register the handlers; add the webhook route when a public URL can receive it."""
     handlers.register(application)
     secret = settings.telegram_webhook_secret
     if not (settings.public_base_url and secret):
         return TelegramChannel(application, webhook_url=None, secret=None), []
-    route = Route(
-        WEBHOOK_PATH, telegram_webhook(application, secret.get_secret_value()), methods=["POST"]
-    )
+    endpoint = telegram_webhook(inbox, secret.get_secret_value())
+    route = Route(WEBHOOK_PATH, endpoint, methods=["POST"])
     channel = TelegramChannel(
-        application, webhook_url=settings.base_url + WEBHOOK_PATH, secret=secret.get_secret_value()
-    )
+        application, webhook_url=settings.base_url + WEBHOOK_PATH,
+        secret=secret.get_secret_value(), inbox=inbox,
+    )  # fmt: skip
     return channel, [route]

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,6 +76,33 @@ class KeyedLocks:
             self._users[key] -= 1
             if not self._users[key]:
                 del self._users[key], self._locks[key]
+
+
+_HELD: ContextVar[frozenset[ChatKey]] = ContextVar("chats_held", default=frozenset())
+
+
+class ReentrantLocks:
+    """A ChatLocks through which a task already holding a chat passes straight on.
+
+    The Telegram inbox holds a chat around its handlers, which hold it again: without this the
+    second hold would wait for the first forever.
+    """
+
+    def __init__(self, inner: ChatLocks) -> None:
+        self._inner = inner
+
+    @asynccontextmanager
+    async def hold(self, key: ChatKey) -> AsyncIterator[None]:
+        held = _HELD.get()
+        if key in held:
+            yield
+            return
+        async with self._inner.hold(key):
+            token = _HELD.set(held | {key})
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
 
 
 @dataclass

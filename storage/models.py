@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.crypto import EncryptedText, KeyedHash
@@ -62,6 +70,22 @@ class InboundMessageRow(SQLModel, table=True):
 
     channel: str = Field(primary_key=True)
     message_id: str = Field(primary_key=True)
+    received_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PendingUpdateRow(SQLModel, table=True):
+    """Telegram updates accepted by a webhook and not yet handled, kept in order per chat.
+
+    Any replica may have accepted one; whichever holds the chat's lock handles them by update_id.
+    """
+
+    __tablename__ = "pending_updates"
+    __table_args__ = (Index("ix_pending_updates_chat", "chat_hash", "update_id"),)
+
+    update_id: int = Field(primary_key=True, sa_type=BigInteger)
+    chat_id: str = Field(sa_type=EncryptedText)
+    chat_hash: str = Field(sa_type=KeyedHash)
+    body: str = Field(sa_type=EncryptedText)  # the update's JSON: the customer's words
     received_at: datetime = Field(sa_type=UtcDateTime)
 
 

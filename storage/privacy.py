@@ -48,6 +48,8 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("orders", "id", "owner_name"),
     EncryptedColumn("orders", "id", "doc_number"),
     EncryptedColumn("audit_log", "id", "actor"),
+    EncryptedColumn("pending_updates", "update_id", "chat_id"),
+    EncryptedColumn("pending_updates", "update_id", "body"),
 )
 
 

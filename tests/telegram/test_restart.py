@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.telegram.user import TelegramUser
+import json
+
+from conversations.model import Channel, ChatKey
+from storage.db import make_sessionmaker
+from storage.pending_updates import SqlPendingUpdates
+from tests.telegram.user import TelegramUser, message_update
 
 
 async def test_restart_mid_conversation_then_late_payment_reaches_the_chat(
@@ -30,3 +35,22 @@ async def test_restart_mid_conversation_then_late_payment_reaches_the_chat(
     assert "987 654 321" in summary and "María Quispe (DNI 45678912)" in summary
     assert "Recarga exitosa" in api.texts(8001)[-1]
     assert len(api.of("setWebhook")) == 3
+
+
+async def test_updates_accepted_before_a_crash_are_handled_in_order_at_the_next_start(
+    telegram_settings, running, api
+):
+    """An update that got its 200 is kept in the database, not in memory: a crash keeps it."""
+    key = ChatKey(Channel.TELEGRAM, "8101")
+    async with running(telegram_settings) as (_, services):  # dies before handling these
+        kept = SqlPendingUpdates(make_sessionmaker(services.engine))
+        for update in (message_update(8101, "/ayuda", 71), message_update(8101, "/start", 70)):
+            await kept.add(key, update["update_id"], json.dumps(update), at=services.chat.clock())
+
+    async with running(telegram_settings):
+        await api.wait_sent(8101, 3)  # the greeting; help, then the pending question again
+    left = await kept.chats()  # stopping waits for the handling under way
+
+    texts = api.texts(8101)
+    assert len(texts) == 3 and "Hola" in texts[0] and "Te ayudo" in texts[1]  # by update_id
+    assert left == []
