@@ -48,6 +48,10 @@ class FakeReloadly:
     gate_detect: bool = False
     arrived: asyncio.Event = field(default_factory=asyncio.Event)  # a held request is waiting
     expire_tokens: bool = False
+    # Every token issued stays valid (one per bot process, as replicas each fetch their own);
+    # by default only the latest one is, to test renewal.
+    every_token_valid: bool = False
+    audience: str = "https://topups-sandbox.reloadly.com"  # the environment the fake stands for
     _transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5000))
 
@@ -73,13 +77,17 @@ class FakeReloadly:
             self.client_secret,
         ):
             return _error(401, "INVALID_CREDENTIALS")
+        if body.get("audience") != self.audience:  # a token for the other environment
+            return _error(401, "INVALID_AUDIENCE", "Access denied: wrong audience")
         self.tokens_issued += 1
         token = f"token-{self.tokens_issued}"
         return JSONResponse({"access_token": token, "expires_in": 5184000, "token_type": "Bearer"})
 
     def _unauthorised(self, request: Request) -> Response | None:
-        expected = f"Bearer token-{self.tokens_issued}"
-        if self.expire_tokens or request.headers.get("authorization") != expected:
+        given = request.headers.get("authorization")
+        first = 1 if self.every_token_valid else self.tokens_issued
+        valid = {f"Bearer token-{n}" for n in range(first, self.tokens_issued + 1)}
+        if self.expire_tokens or given not in valid:
             self.expire_tokens = False
             return _error(401, "TOKEN_EXPIRED", "Access token expired")
         return None

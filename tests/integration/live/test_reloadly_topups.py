@@ -43,6 +43,16 @@ async def test_a_paid_order_is_topped_up_once_with_the_order_id_and_one_token(wo
     assert "Recarga exitosa" in bot.customer.texts()[-1]
 
 
+async def test_live_mode_asks_for_a_production_token_wherever_the_api_is_reached(world: World):
+    """RELOADLY_SANDBOX=false through a proxy or a trailing slash still means production."""
+    world.reloadly.audience = "https://topups.reloadly.com"
+    bot = await world.start(reloadly_sandbox=False)
+
+    order_id = await _paid_and_announced(world, bot)
+
+    assert world.reloadly.posts == {order_id: 1} and world.reloadly.tokens_issued == 1
+
+
 async def test_an_expired_token_is_renewed_once_and_the_call_goes_through(world: World):
     bot = await world.start()
     world.reloadly.expire_tokens = True
@@ -173,3 +183,19 @@ async def test_a_held_order_completes_once_the_wallet_is_refilled(world: World):
     assert await _state(bot, order_id) is OrderState.COMPLETED
     assert world.reloadly.posts == {order_id: 2}
     assert world.stripe.refunds == {}
+
+
+async def test_a_refund_retried_after_a_lost_answer_is_the_same_refund(world: World):
+    """A crash between Stripe's refund and our commit: the retry replays it under its key."""
+    bot = await world.start()
+    world.reloadly.outcomes("987654321", "INVALID_RECIPIENT_PHONE")
+    order_id = await _paid_and_announced(world, bot)
+    order = await bot.services.orders.get(order_id)
+
+    first = await bot.services.payments.refund(order)
+    again = await bot.services.payments.refund(order)
+
+    assert first == again and first in world.stripe.refunds
+    assert len(world.stripe.refunds) == 1
+    keys = world.stripe.idempotency_keys["create_refund"]
+    assert len(keys) >= 2 and set(keys) == {f"refund:{order_id}"}

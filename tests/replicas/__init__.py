@@ -1,0 +1,1 @@
+"""Scale-out: several `recargabot serve` processes on one PostgreSQL database."""
