@@ -103,7 +103,8 @@ async def test_a_repeated_button_press_is_answered_but_handled_once(bot, user, a
     assert await maria.post(press) == 200
     assert await maria.post(press) == 200  # Telegram delivers the same update_id again
     await api.wait_for(lambda: len(api.of("answerCallbackQuery")) == 2)
-    await maria.say("/ayuda")  # queued after the repeat: had it been handled, it came first
+    await api.wait_sent(3201, 2)  # the press's own reply
+    await maria.say("/ayuda")  # after the repeat: had it been handled, its reply came first
 
     answered = [c.params["callback_query_id"] for c in api.of("answerCallbackQuery")]
     assert answered == [query_id, query_id]  # the spinner stops on the repeat too
@@ -154,4 +155,4 @@ async def test_a_held_top_up_alerts_the_operators_in_their_telegram_chat(bot, us
 
     [alert] = api.texts(ADMIN_ID)
     assert alert.startswith("⚠️ Alerta de RecargaBot:")
-    assert "987" not in alert  # the order id, never the customer's number
+    assert "987650002" not in alert and "650 002" not in alert  # the order id, not the number
