@@ -122,6 +122,7 @@ class SandboxPayments:
         self._ttl = ttl
         self._paid: set[str] = set()
         self._expired: set[str] = set()
+        self.charged: dict[str, int] = {}  # order id -> céntimos charged (this run's ledger)
         self.refunds: dict[str, int] = {}  # order id -> céntimos refunded (one refund each)
 
     async def open_checkout(self, order: Order) -> Checkout:
@@ -185,6 +186,7 @@ class SandboxPayments:
         if outcome is PayOutcome.APPROVED:
             # No await between the state check and this line: two submits cannot both pay.
             self._paid.add(session_id)
+            self.charged[facts.order_id] = facts.amount_cents
             await self._send("checkout.session.completed", session_id, facts)
         return outcome
 

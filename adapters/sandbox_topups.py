@@ -40,12 +40,14 @@ class SandboxTopUps:
 
     Sending an order id already used raises ``TopUpUnknown`` and credits nothing, like
     Reloadly's ``CUSTOM_IDENTIFIER_ALREADY_USED`` (which means: ask the status).
-    ``posts`` counts ``send()`` calls per order id; ``balances`` sums céntimos per number.
+    ``posts`` counts ``send()`` calls per order id; ``balances`` sums céntimos per number and
+    ``credited`` per order.
     """
 
     def __init__(self) -> None:
         self.posts: Counter[str] = Counter()
         self.balances: dict[str, int] = {}
+        self.credited: dict[str, int] = {}  # order id -> céntimos credited
         self._outcomes: dict[str, TopUpStatus] = {}
 
     async def operator_of(self, msisdn: str) -> Verdict:
@@ -77,5 +79,6 @@ class SandboxTopUps:
         msisdn = order.purchase.line.msisdn
         operation_id = f"{int(hashlib.sha256(order.id.encode()).hexdigest(), 16) % 10**8:08d}"
         self.balances[msisdn] = self.balances.get(msisdn, 0) + order.amount_cents
+        self.credited[order.id] = self.credited.get(order.id, 0) + order.amount_cents
         self._outcomes[order.id] = TopUpStatus(TopUpState.SUCCESSFUL, operation_id)
         return operation_id
