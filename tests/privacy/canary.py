@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from sqlalchemy import text
@@ -55,3 +56,35 @@ def found_in_files(database_url: str) -> list[str]:
     """The canaries in the raw bytes of a SQLite database and its WAL (empty for other URLs)."""
     raw = raw_files(database_url)
     return [c for c in CANARIES if c.encode() in raw]
+
+
+# The personal data the whole suite types into the bot most: none of it may reach a log line.
+SUITE_CANARIES = (*CANARIES, "María Quispe", "Quispe", "Ana Díaz", "912345678", "45678912")
+OUR_PACKAGES = ("bot", "conversations", "adapters", "storage")
+
+
+class LogWatch(logging.Handler):
+    """Searches every record our packages emit during the session; keeps only the leaks."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen = 0
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] not in OUR_PACKAGES:
+            return
+        self.seen += 1
+        text = found_in_logs([record])
+        if text:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?")
+            self.leaks.append(f"{test}: {record.name} {record.levelname} leaked {text}")
+
+    @classmethod
+    def install(cls) -> LogWatch:
+        """Watch from now on, with our loggers at DEBUG so that every line is searched."""
+        watch = cls()
+        logging.getLogger().addHandler(watch)
+        for package in OUR_PACKAGES:
+            logging.getLogger(package).setLevel(logging.DEBUG)
+        return watch
