@@ -304,8 +304,7 @@ class TelegramChannel:
 
 class PendingUpdates(Protocol):
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
-    async def next(self, key: ChatKey) -> tuple[int, str] | None: ...
-    async def done(self, update_id: int) -> None: ...
+    async def next(self, key: ChatKey, *, done: int | None = None) -> tuple[int, str] | None: ...
     async def chats(self) -> list[ChatKey]: ...
 
 
@@ -337,11 +336,12 @@ class UpdateInbox:
     async def drain(self, key: ChatKey) -> None:
         """Handle the chat's kept updates, oldest first, while holding the chat."""
         async with self.locks.hold(key):
-            while (kept := await self.pending.next(key)) is not None:
+            kept = await self.pending.next(key)
+            while kept is not None:
                 update_id, body = kept
                 update = Update.de_json(json.loads(body), self.application.bot)
                 await self.application.process_update(update)
-                await self.pending.done(update_id)
+                kept = await self.pending.next(key, done=update_id)
 
     async def resume(self) -> None:
         """Take up the updates a crashed or stopped replica left kept."""

@@ -33,8 +33,9 @@ class SqlPendingUpdates:
             await db.commit()
         return bool(result.rowcount)
 
-    async def next(self, key: ChatKey) -> tuple[int, str] | None:
-        """The chat's oldest kept update, as (update_id, JSON body)."""
+    async def next(self, key: ChatKey, *, done: int | None = None) -> tuple[int, str] | None:
+        """Forget the handled update ``done``, if given, and return the chat's oldest kept one
+        as (update_id, JSON body): one transaction per update handled."""
         stmt = (
             sa_select(_TABLE.c.update_id, _TABLE.c.body)
             .where(_TABLE.c.chat_hash == key.chat_id)
@@ -42,14 +43,11 @@ class SqlPendingUpdates:
             .limit(1)
         )
         async with self.sessions() as db:
+            if done is not None:
+                await db.exec(delete(PendingUpdateRow).where(_TABLE.c.update_id == done))
             row = (await (await db.connection()).execute(stmt)).first()
-        return (row.update_id, row.body) if row else None
-
-    async def done(self, update_id: int) -> None:
-        """Forget a handled update."""
-        async with self.sessions() as db:
-            await db.exec(delete(PendingUpdateRow).where(_TABLE.c.update_id == update_id))
             await db.commit()
+        return (row.update_id, row.body) if row else None
 
     async def chats(self) -> list[ChatKey]:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped)."""
