@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
+from telegram.constants import MessageLimit
 
 from bot.app import data_keys
 from bot.promos import broadcaster, configured, promo_channels
@@ -127,7 +128,18 @@ def _promo(args: argparse.Namespace) -> Promo:
         variables = json.dumps(parsed, ensure_ascii=False)
     if args.whatsapp_template and not args.whatsapp_template.startswith("HX"):
         raise UsageError("--whatsapp-template debe ser un Content SID (HX…)")
+    if args.image_url is not None:
+        _check_image(args.image_url, args.text.strip())
     return Promo(args.text.strip(), args.image_url, args.whatsapp_template, variables)
+
+
+def _check_image(url: str, text: str) -> None:
+    """An image both channels can fetch, under a caption Telegram will not cut."""
+    if not url.startswith("https://"):
+        raise UsageError("--image-url debe ser una URL https:// pública (Twilio la descarga)")
+    limit = MessageLimit.CAPTION_LENGTH
+    if len(text) > limit:  # Telegram would cut the caption short
+        raise UsageError(f"con imagen, --text es el pie de foto: {limit} caracteres como máximo")
 
 
 def _json_object(text: str) -> dict[str, str]:
@@ -174,12 +186,17 @@ class Output:
     def preview(self, promo: Promo, sizes: dict[str, int]) -> None:
         """Show a dry run: audience per channel and the message."""
         if self.as_json:
-            return self._json({"dry_run": True, "audience": sizes, "text": promo.text})
+            shown = {"text": promo.text, "image_url": promo.image_url}
+            return self._json({"dry_run": True, "audience": sizes, **shown})
         table = Table("Canal", "Audiencia", title="Audiencia (suscritos y alcanzables)")
         for channel, size in sizes.items():
             table.add_row(channel, str(size))
         self.console.print(table)
         self.console.print(Panel(promo.text, title="Vista previa", expand=False))
+        if promo.image_url:
+            self.console.print(
+                f"Con imagen (foto en Telegram, adjunta en WhatsApp): {promo.image_url}"
+            )
         if promo.template_sid:
             self.console.print(f"Fuera de la ventana de 24 h: plantilla {promo.template_sid}")
 

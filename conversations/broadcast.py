@@ -1,10 +1,13 @@
 """Send one promo campaign to its recipients: at most once each, paced per channel, resumable.
 
-A crash may come between any two lines, so every recipient row moves forward in its own commit:
-``pending`` → ``sending`` (claimed right before its message goes out) → an outcome (written right
-after). A resumed campaign first turns the rows left in ``sending`` into ``unknown`` and never
-sends them again: a message whose fate is unknown may have arrived, and a promo is not worth a
-duplicate. Recipients are read in pages by id (keyset), so memory does not grow with the audience.
+A crash may come between any two lines, so each move of a recipient row is committed before the
+sender goes on: ``pending`` → ``sending`` (inside the send's rate-limit slot, right before its
+request leaves) → an outcome (right after the answer). A 429 puts the row back to ``pending``:
+nothing was sent. So a crash leaves in ``sending`` only the rows whose request may have left, at
+most one per worker; a resumed campaign turns them into ``unknown`` and never sends them again (a
+message whose fate is unknown may have arrived, and a promo is not worth a duplicate). Rows read
+but not yet sent stay ``pending``. Recipients are read in pages by id (keyset), so memory does not
+grow with the audience.
 
 Promos are paced by a token bucket of our own per channel, set below the channel's limit; the
 customers' own replies (payment links, confirmations) never wait for it, which keeps them fast
@@ -79,15 +82,21 @@ class Campaigns(Protocol):
     async def pending(self, campaign_id: int, *, after: int, limit: int) -> Sequence[Recipient]:
         """The next pending recipients with an id above ``after``, by id."""
 
-    async def claim(self, recipient_ids: Sequence[int]) -> Mapping[int, RecipientState]:
-        """Mark pending rows ``sending`` where the customer may still get promos.
+    async def claim(self, recipient_id: int) -> RecipientState | None:
+        """Commit a pending row as ``sending``, right before its request leaves.
 
-        Maps each row that was pending to SENDING, or to the final state written when the
-        customer opted out or blocked us since the audience was drawn; other rows are left out.
+        SENDING if the promo may go out; the final state written instead when the customer opted
+        out or blocked us since the audience was drawn; None if the row is no longer pending.
         """
 
+    async def release(self, recipient_id: int) -> None:
+        """Put a row in ``sending`` back to ``pending``: the channel said 429, nothing left."""
+
     async def settle(self, recipient_id: int, state: RecipientState) -> None:
-        """Record the outcome of a row in ``sending`` (durable by the next claim or finish)."""
+        """Commit the outcome of a row in ``sending``, right after its answer."""
+
+    async def give_up(self, recipient_id: int, state: RecipientState) -> bool:
+        """Give a pending row a final state without sending it; False if it is not pending."""
 
     async def finish(self, campaign_id: int) -> None:
         """Mark the campaign done once no row is pending."""
@@ -96,11 +105,12 @@ class Campaigns(Protocol):
 class RateLimiter:
     """At most ``rate`` sends per second overall, and per chat at least ``per_chat`` seconds apart.
 
-    Each caller books the next free slot (no await between reading and booking, so concurrent
-    callers never share one) and sleeps until it. The provider counts arrivals, which fall
-    between our send and its answer; a late event loop can bunch them. So a sliding one-second
-    window also counts each send until one second after its answer: never more than ``rate``
-    can arrive in any second. ``pause`` pushes every slot back after a 429.
+    Each caller waits out its chat's spacing, then books the next free slot (no await between
+    reading and booking, so concurrent callers never share one) and sleeps until it. The
+    provider counts arrivals, which fall between our send and its answer; a late event loop can
+    bunch them. So a sliding one-second window also counts each send until one second after its
+    answer: never more than ``rate`` can arrive in any second. ``pause`` pushes every slot back
+    after a 429.
     """
 
     def __init__(
@@ -128,13 +138,21 @@ class RateLimiter:
         finally:
             entry[0] = self._clock()  # counted until a second after the answer
 
-    def pause(self, seconds: float) -> None:
-        """Send nothing more for ``seconds`` (the channel answered 429)."""
+    def pause(self, seconds: float, chat: str | None = None) -> None:
+        """Send nothing more for ``seconds``: the channel answered 429 (to ``chat``, if given).
+
+        The refused send did not arrive, so its chat's spacing does not count it.
+        """
         self._next = max(self._next, self._clock() + seconds)
+        if chat is not None:
+            self._chats.pop(chat, None)
 
     async def _acquire(self, chat: str | None) -> list[float]:
+        # A chat's own spacing is waited out before booking: it holds up no other chat.
+        while (wait := self._chat_ready(chat) - self._clock()) > 0:
+            await self._sleep(wait)
         now = self._clock()
-        at = max(now, self._next, self._chat_ready(chat))
+        at = max(now, self._next)
         self._next = at + self.interval
         if chat is not None and self.per_chat:
             self._chats[chat] = at
@@ -173,7 +191,6 @@ class Broadcaster:
     limiters: Mapping[Channel, RateLimiter]
     concurrency: int = 16
     page_size: int = 200
-    claim_batch: int = 16
     max_retries: int = 5
     on_outcome: Callable[[RecipientState], None] = lambda _state: None
     counts: Counter[str] = field(default_factory=Counter)
@@ -181,7 +198,7 @@ class Broadcaster:
     async def run(self, campaign_id: int, promo: Promo) -> Counter[str]:
         """Send to every pending recipient; return the outcomes of this run, and ``retried``."""
         self.counts["unknown"] += await self.campaigns.reset_in_flight(campaign_id)
-        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=self.claim_batch)
+        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=self.concurrency)
         workers = [asyncio.create_task(self._work(queue, promo)) for _ in range(self.concurrency)]
         feeder = asyncio.create_task(self._feed(campaign_id, queue))
         try:
@@ -194,51 +211,63 @@ class Broadcaster:
         return self.counts
 
     async def _feed(self, campaign_id: int, queue: asyncio.Queue[Recipient | None]) -> None:
+        # Reads only: the rows waiting here and in the queue stay pending if the run dies.
         after = 0
         while page := await self.campaigns.pending(campaign_id, after=after, limit=self.page_size):
-            for start in range(0, len(page), self.claim_batch):
-                await self._claim(page[start : start + self.claim_batch], queue)
+            for recipient in page:
+                await queue.put(recipient)
             after = page[-1].id
         for _ in range(self.concurrency):
             await queue.put(None)  # one stop per worker
 
-    async def _claim(
-        self, chunk: Sequence[Recipient], queue: asyncio.Queue[Recipient | None]
-    ) -> None:
-        # Claimed just before sending, a small batch at a time: a crash leaves at most a few
-        # batches in "sending" (then "unknown"), and one commit serves a whole batch.
-        claimed = await self.campaigns.claim([recipient.id for recipient in chunk])
-        for recipient in chunk:
-            state = claimed.get(recipient.id)
-            if state is RecipientState.SENDING:
-                await queue.put(recipient)
-            elif state is not None:
-                self._count(state)
-
     async def _work(self, queue: asyncio.Queue[Recipient | None], promo: Promo) -> None:
         while (recipient := await queue.get()) is not None:
             state = await self._send(recipient, promo)
-            await self.campaigns.settle(recipient.id, state)
-            self._count(state)
+            if state is not None:
+                self._count(state)
 
     def _count(self, state: RecipientState) -> None:
         self.counts[state.value] += 1
         self.on_outcome(state)
 
-    async def _send(self, recipient: Recipient, promo: Promo) -> RecipientState:
+    async def _send(self, recipient: Recipient, promo: Promo) -> RecipientState | None:
+        """Retry 429s up to ``max_retries`` times; None if another run took the row."""
         channel = self.channels.get(recipient.key.channel)
         limiter = self.limiters.get(recipient.key.channel)
-        if channel is None or limiter is None:
-            return RecipientState.SKIPPED  # the channel is not configured here
+        if channel is None or limiter is None:  # the channel is not configured here
+            return await self._give_up(recipient, RecipientState.SKIPPED)
         for _ in range(self.max_retries + 1):
             try:
-                async with limiter.slot(recipient.key.chat_id):
-                    return await channel.deliver(recipient.key, promo)
+                return await self._attempt(recipient, promo, channel, limiter)
             except RetryLater as refusal:
                 self.counts["retried"] += 1
-                limiter.pause(refusal.seconds)
-            except Exception:
-                # The request may have left: at most once means it is not sent again.
-                logger.exception("promo to %s failed", mask_chat(recipient.key))
-                return RecipientState.UNKNOWN
-        return RecipientState.FAILED
+                limiter.pause(refusal.seconds, recipient.key.chat_id)
+                await self.campaigns.release(recipient.id)
+        return await self._give_up(recipient, RecipientState.FAILED)
+
+    async def _attempt(
+        self, recipient: Recipient, promo: Promo, channel: PromoChannel, limiter: RateLimiter
+    ) -> RecipientState | None:
+        """One request; its row reads ``sending`` only from just before it to its answer."""
+        async with limiter.slot(recipient.key.chat_id):
+            claimed = await self.campaigns.claim(recipient.id)
+            if claimed is not RecipientState.SENDING:
+                return claimed  # taken by another run, or no promos for them any more
+            state = await _deliver(channel, recipient, promo)
+        await self.campaigns.settle(recipient.id, state)
+        return state
+
+    async def _give_up(self, recipient: Recipient, state: RecipientState) -> RecipientState | None:
+        return state if await self.campaigns.give_up(recipient.id, state) else None
+
+
+async def _deliver(channel: PromoChannel, recipient: Recipient, promo: Promo) -> RecipientState:
+    """The channel's outcome; an unexpected error is UNKNOWN (RetryLater passes through)."""
+    try:
+        return await channel.deliver(recipient.key, promo)
+    except RetryLater:
+        raise
+    except Exception:
+        # The request may have left: at most once means it is not sent again.
+        logger.exception("promo to %s failed", mask_chat(recipient.key))
+        return RecipientState.UNKNOWN

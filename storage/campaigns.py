@@ -5,17 +5,26 @@ The audience is drawn once, when sending starts, by one ``INSERT … SELECT`` ov
 blocked, on the campaign's channels, optionally filtered by their completed orders. A unique
 (campaign, customer) pair keeps anyone from being in an audience twice. Each row then moves
 forward by conditional UPDATEs only, so two runs of the same campaign cannot both claim a row.
+
+Each transition is committed before its caller goes on (the claim before the request leaves, the
+outcome right after the answer), but transitions asked for while a commit runs share the next one
+(group commit). A commit of its own per transition held a 300/s campaign to about 80/s on SQLite
+(one pooled connection, the HTTP work on the same core); shared, it keeps the pace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Select,
     Update,
     and_,
     exists,
@@ -67,13 +76,80 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class _Move:
+    """One row from ``source`` to ``to``; a claim (``to`` None) decides ``to`` from the flags."""
+
+    recipient_id: int
+    source: RecipientState
+    to: RecipientState | None = None
+
+
+Moved = RecipientState | None  # the row's new state, or None: it was not in ``source``
+
+
+class _GroupCommit:
+    """Commits moves; those asked for while one commit runs go together in the next.
+
+    No task of its own: the first caller to find no commit under way writes everything queued,
+    the others wait for that round to end and find their move written, or start the next round.
+    """
+
+    def __init__(self, write: Callable[[list[_Move]], Awaitable[list[Moved]]]) -> None:
+        self._write = write
+        self._queued: list[tuple[_Move, asyncio.Future[Moved]]] = []
+        self._round: asyncio.Future[None] | None = None  # the commit under way
+
+    async def apply(self, move: _Move) -> Moved:
+        """Return once ``move`` is committed (or refused because the row had moved on)."""
+        entry = (move, asyncio.get_running_loop().create_future())
+        self._queued.append(entry)
+        try:
+            while not entry[1].done():
+                if self._round is None:
+                    await self._flush()
+                else:
+                    await asyncio.shield(self._round)
+        except asyncio.CancelledError:
+            if entry in self._queued:  # not written: a dead caller's move is withdrawn
+                self._queued.remove(entry)
+            raise
+        return entry[1].result()
+
+    async def _flush(self) -> None:
+        self._round = asyncio.get_running_loop().create_future()
+        batch, self._queued = self._queued, []
+        try:
+            await self._commit(batch)
+        finally:
+            self._round.set_result(None)
+            self._round = None
+
+    async def _commit(self, batch: list[tuple[_Move, asyncio.Future[Moved]]]) -> None:
+        try:
+            states = await self._write([move for move, _ in batch])
+        except Exception as error:  # every caller in the batch raises it
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        except BaseException:  # cancelled: the commit may or may not have landed
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), state in zip(batch, states, strict=True):
+            future.set_result(state)
+
+
 @dataclass
 class SqlCampaigns:
     """Campaigns, their audiences and the per-recipient delivery log."""
 
     sessions: Sessions
     clock: Callable[[], datetime] = _now
-    _outcomes: list[tuple[int, RecipientState]] = field(default_factory=list)
+    _moves: _GroupCommit = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._moves = _GroupCommit(self._write)
 
     async def create(self, promo: Promo, audience: Audience, *, created_by: str) -> int:
         """Store a draft campaign; nobody is in its audience until ``start``."""
@@ -146,16 +222,14 @@ class SqlCampaigns:
 
     async def reset_in_flight(self, campaign_id: int) -> int:
         """Turn rows left in ``sending`` into ``unknown``: they are never sent again."""
-        return await self._move(
-            and_(_of(campaign_id), col(CampaignRecipientRow.state) == R.SENDING.value), R.UNKNOWN
-        )
+        return await self._move(and_(_of(campaign_id), _in(R.SENDING)), R.UNKNOWN)
 
     async def pending(self, campaign_id: int, *, after: int, limit: int) -> Sequence[Recipient]:
         """The next pending recipients after id ``after``, by id (keyset pagination)."""
         stmt = (
             select(CampaignRecipientRow.id, CustomerRow.channel, CustomerRow.chat_id)
             .join(CustomerRow, _customer_of_recipient())
-            .where(_of(campaign_id), col(CampaignRecipientRow.state) == R.PENDING.value)
+            .where(_of(campaign_id), _in(R.PENDING))
             .where(col(CampaignRecipientRow.id) > after)
             .order_by(col(CampaignRecipientRow.id))
             .limit(limit)
@@ -164,49 +238,25 @@ class SqlCampaigns:
             rows = (await db.exec(stmt)).all()
         return [Recipient(id, ChatKey(Channel(channel), chat_id)) for id, channel, chat_id in rows]
 
-    async def claim(self, recipient_ids: Sequence[int]) -> dict[int, RecipientState]:
-        """Mark pending rows ``sending``, or final if the customer may no longer get promos.
+    async def claim(self, recipient_id: int) -> RecipientState | None:
+        """Commit a pending row as ``sending``, or final if the customer may no longer get promos.
 
-        Outcomes recorded since the last claim are written in the same commit. Until then their
-        rows read ``sending``, which a crash turns into ``unknown``: never a duplicate.
+        Called inside the send's rate-limit slot, right before its request: a crash then leaves
+        in ``sending`` only rows whose request may have left.
         """
-        flags = (
-            select(
-                CampaignRecipientRow.id, CustomerRow.opted_out_at, CustomerRow.promos_opt_in_at,
-                CustomerRow.unreachable_at, CustomerRow.consent_version,
-            )
-            .join(CampaignRecipientRow, _customer_of_recipient())
-            .where(col(CampaignRecipientRow.id).in_(recipient_ids))
-            .where(col(CampaignRecipientRow.state) == R.PENDING.value)
-        )  # fmt: skip
-        async with self.sessions() as db:
-            await self._write_outcomes(db)
-            decided = {row[0]: _may_send(*row[1:]) for row in (await db.exec(flags)).all()}
-            by_state: dict[RecipientState, list[int]] = {}
-            for recipient_id, state in decided.items():
-                by_state.setdefault(state, []).append(recipient_id)
-            for state, ids in by_state.items():
-                await db.exec(_moving(ids, R.PENDING, state, self.clock()))
-            await db.commit()
-        return decided
+        return await self._moves.apply(_Move(recipient_id, R.PENDING))
+
+    async def release(self, recipient_id: int) -> None:
+        """Put a row in ``sending`` back to ``pending``: the channel said 429, nothing left."""
+        await self._moves.apply(_Move(recipient_id, R.SENDING, R.PENDING))
 
     async def settle(self, recipient_id: int, state: RecipientState) -> None:
-        """Record the outcome of a row in ``sending``; written with the next claim or flush."""
-        self._outcomes.append((recipient_id, state))
+        """Commit the outcome of a row in ``sending``, right after its answer."""
+        await self._moves.apply(_Move(recipient_id, R.SENDING, state))
 
-    async def flush(self) -> None:
-        """Write the outcomes recorded so far."""
-        async with self.sessions() as db:
-            await self._write_outcomes(db)
-            await db.commit()
-
-    async def _write_outcomes(self, db: AsyncSession) -> None:
-        taken, self._outcomes = self._outcomes, []
-        by_state: dict[RecipientState, list[int]] = {}
-        for recipient_id, state in taken:
-            by_state.setdefault(state, []).append(recipient_id)
-        for state, ids in by_state.items():
-            await db.exec(_moving(ids, R.SENDING, state, self.clock()))
+    async def give_up(self, recipient_id: int, state: RecipientState) -> bool:
+        """Give a pending row a final state without sending; False if it is not pending."""
+        return await self._moves.apply(_Move(recipient_id, R.PENDING, state)) is not None
 
     async def finish(self, campaign_id: int) -> None:
         """Mark the campaign done when none of its rows is pending or sending."""
@@ -220,17 +270,61 @@ class SqlCampaigns:
             .where(~open_rows)
             .values(state="done", finished_at=self.clock())
         )
-        await self.flush()
         async with self.sessions() as db:
             await db.exec(stmt)
             await db.commit()
 
     async def _move(self, where: ColumnElement[bool], to: RecipientState) -> int:
-        stmt = update(CampaignRecipientRow).where(where).values(state=to.value)
         async with self.sessions() as db:
-            moved = await db.exec(stmt.values(updated_at=self.clock()))
+            moved = await db.exec(_moving(where, to, self.clock()))
             await db.commit()
         return int(moved.rowcount)  # type: ignore[attr-defined]
+
+    async def _write(self, moves: list[_Move]) -> list[Moved]:
+        """Write a batch of moves in one transaction."""
+        at = self.clock()
+        async with self.sessions() as db:
+            claimed = await _claim(db, [m.recipient_id for m in moves if m.to is None], at)
+            moved = await _apply(db, [m for m in moves if m.to is not None], at)
+            await db.commit()
+        return [
+            claimed.get(m.recipient_id) if m.to is None else moved.get(m.recipient_id)
+            for m in moves
+        ]
+
+
+async def _claim(db: AsyncSession, ids: list[int], at: datetime) -> dict[int, RecipientState]:
+    """Pending rows to ``sending`` if the customer may still get promos, else to the reason."""
+    if not ids:
+        return {}
+    may = exists().where(_customer_of_recipient(), *_reachable())
+    claimed = await _moved(db, and_(_among(ids), _in(R.PENDING), may), R.SENDING, at)
+    rest = [recipient_id for recipient_id in ids if recipient_id not in claimed]
+    if not rest:
+        return claimed
+    found = (await db.exec(_flags(rest))).all()  # changed their mind since the draw: rare
+    refused = [_Move(row[0], R.PENDING, _may_send(*row[1:])) for row in found]
+    return claimed | await _apply(db, refused, at)
+
+
+async def _apply(db: AsyncSession, moves: list[_Move], at: datetime) -> dict[int, RecipientState]:
+    """Move the rows still in their source state, one UPDATE per (source, target)."""
+    groups: defaultdict[tuple[RecipientState, RecipientState], list[int]] = defaultdict(list)
+    for move in moves:
+        if move.to is not None:
+            groups[move.source, move.to].append(move.recipient_id)
+    moved: dict[int, RecipientState] = {}
+    for (source, to), ids in groups.items():
+        moved |= await _moved(db, and_(_among(ids), _in(source)), to, at)
+    return moved
+
+
+async def _moved(
+    db: AsyncSession, where: ColumnElement[bool], to: RecipientState, at: datetime
+) -> dict[int, RecipientState]:
+    """UPDATE the rows ``where`` to ``to``; those it moved."""
+    stmt = _moving(where, to, at).returning(col(CampaignRecipientRow.id))
+    return dict.fromkeys((await db.exec(stmt)).scalars(), to)
 
 
 # ---------------------------------------------------------------- statements
@@ -244,13 +338,28 @@ def _of(campaign_id: int) -> ColumnElement[bool]:
     return col(CampaignRecipientRow.campaign_id) == campaign_id
 
 
-def _moving(ids: list[int], source: RecipientState, to: RecipientState, at: datetime) -> Update:
+def _in(state: RecipientState) -> ColumnElement[bool]:
+    return col(CampaignRecipientRow.state) == state.value
+
+
+def _among(recipient_ids: list[int]) -> ColumnElement[bool]:
+    return col(CampaignRecipientRow.id).in_(recipient_ids)
+
+
+def _flags(recipient_ids: list[int]) -> Select[tuple[Any, ...]]:
+    """Why the customers of these pending rows may no longer get the promo."""
     return (
-        update(CampaignRecipientRow)
-        .where(col(CampaignRecipientRow.id).in_(ids))
-        .where(col(CampaignRecipientRow.state) == source.value)
-        .values(state=to.value, updated_at=at)
-    )
+        select(
+            CampaignRecipientRow.id, CustomerRow.opted_out_at, CustomerRow.promos_opt_in_at,
+            CustomerRow.unreachable_at, CustomerRow.consent_version,
+        )
+        .join(CampaignRecipientRow, _customer_of_recipient())
+        .where(_among(recipient_ids), _in(R.PENDING))
+    )  # fmt: skip
+
+
+def _moving(where: ColumnElement[bool], to: RecipientState, at: datetime) -> Update:
+    return update(CampaignRecipientRow).where(where).values(state=to.value, updated_at=at)
 
 
 def _may_send(
@@ -265,19 +374,24 @@ def _may_send(
     return R.BLOCKED if unreachable is not None else R.SENDING
 
 
+def _reachable() -> list[ColumnElement[bool]]:
+    """Customers who may get promos now (``_may_send`` says why not, row by row)."""
+    return [
+        col(CustomerRow.promos_opt_in_at).is_not(None),
+        col(CustomerRow.consent_version).is_not(None),  # erased customers lose it (ARCO)
+        col(CustomerRow.opted_out_at).is_(None),
+        col(CustomerRow.unreachable_at).is_(None),
+    ]
+
+
 def _eligible(audience: Audience, now: datetime) -> list[ColumnElement[bool]]:
     """Opted in, not opted out, reachable, on the channels, and the order filters."""
     completed = and_(
         col(OrderRow.customer_id) == col(CustomerRow.id),
         col(OrderRow.state) == OrderState.COMPLETED.value,
     )
-    conditions = [
-        col(CustomerRow.channel).in_([c.value for c in audience.channels]),
-        col(CustomerRow.promos_opt_in_at).is_not(None),
-        col(CustomerRow.consent_version).is_not(None),  # erased customers lose it (ARCO)
-        col(CustomerRow.opted_out_at).is_(None),
-        col(CustomerRow.unreachable_at).is_(None),
-    ]
+    conditions = [col(CustomerRow.channel).in_([c.value for c in audience.channels])]
+    conditions += _reachable()
     if audience.recharged_only:
         conditions.append(exists().where(completed))
     if audience.inactive_days is not None:

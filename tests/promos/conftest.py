@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +29,24 @@ from tests.telegram.conftest import (  # noqa: F401
 )
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Add a measured figure to the summary at the end of the run (-q hides a test's prints)."""
+    return request.config.stash.setdefault(FIGURES, []).append
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Print the figures the promo tests measured."""
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("promo figures")
+        for line in figures:
+            terminalreporter.write_line(line)
 
 
 @dataclass

@@ -3,8 +3,10 @@
 ``Window`` counts accepted messages over the last second, overall and per chat, as Telegram
 describes its limits (about 30 per second per bot, 1 per second per chat) and as Twilio meters a
 WhatsApp sender (messages per second). Past a limit the fake answers 429 (Telegram with
-``retry_after``, Twilio with error 20429) and delivers nothing. Also runnable as its own process
-for the benchmark: ``python -m tests.promos.limited_fakes --rate 500 --per-chat 1``.
+``retry_after``, Twilio with error 20429) and delivers nothing. The Telegram fake can also answer
+429 to every Nth send within the limits (``flood_every``), as Telegram's flood control does now and
+then, so retries are exercised at any scale. Also runnable as its own process for the benchmark:
+``python -m tests.promos.limited_fakes --rate 500 --per-chat 1 --flood-every 500``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fake_telegram import FakeBotApi, retry_after, serving
+from tests.fake_telegram import FakeBotApi, serving
 from tests.fake_twilio import FakeTwilio, Refusal
 
 
@@ -57,9 +59,14 @@ class LimitedBotApi(FakeBotApi):
     """The fake Bot API, answering 429 (retry_after 1) past the limits of ``window``."""
 
     window: Window = field(default_factory=lambda: Window(30, 1.0))
+    flood_every: int = 0  # also answer 429 to every Nth send (0: never)
+    flood_wait: float = 1.0  # its retry_after, in seconds
     too_many: int = 0  # 429s answered
+    refused: set[str] = field(default_factory=set)  # chats whose last send got a 429
+    retried: int = 0  # sends to a chat after its 429: the sender's retries, counted here
     per_chat: Counter[str] = field(default_factory=Counter)  # messages delivered per chat
     arrivals: list[float] = field(default_factory=list)  # when each delivered promo arrived
+    sends: int = 0  # send requests received
 
     def achieved_rate(self) -> float:
         """Delivered messages per second, from the first arrival to the last."""
@@ -71,14 +78,38 @@ class LimitedBotApi(FakeBotApi):
         if method not in ("sendMessage", "sendPhoto"):
             return await super()._endpoint(request)
         chat = str((await _form(request)).get("chat_id"))
+        self.sends += 1
+        if chat in self.refused:
+            self.refused.discard(chat)
+            self.retried += 1
+        if self.flood_every and self.sends % self.flood_every == 0:
+            return self._too_many(chat, self.flood_wait)
         if not self.window.admit(chat):
-            self.too_many += 1
-            return JSONResponse(retry_after(1), status_code=429)
+            return self._too_many(chat, 1)
         response = await super()._endpoint(request)
         if response.status_code == 200:
             self.per_chat[chat] += 1
             self.arrivals.append(time.perf_counter())
         return response
+
+    def _too_many(self, chat: str, seconds: float) -> JSONResponse:
+        self.too_many += 1
+        self.refused.add(chat)
+        answer = {
+            "ok": False, "error_code": 429, "description": "Too Many Requests: retry later",
+            "parameters": {"retry_after": seconds},
+        }  # fmt: skip
+        return JSONResponse(answer, status_code=429)
+
+    def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method != "sendPhoto":
+            return super()._result(method, params)
+        chat = {"id": int(params["chat_id"]), "type": "private"}
+        photo = {"file_id": "AgAD", "file_unique_id": "AQAD", "width": 800, "height": 600}
+        return {
+            "message_id": self.sends, "date": int(time.time()), "chat": chat,
+            "photo": [photo], "caption": params.get("caption", ""),
+        }  # fmt: skip
 
 
 @dataclass
@@ -143,14 +174,15 @@ def serving_in_thread(api: FakeBotApi) -> Iterator[str]:
 
 
 def _control_routes(api: LimitedBotApi) -> list[Route]:
-    """GET /stats: what arrived (duplicates, 429s, rate); POST /reset: forget it all."""
+    """GET /stats: what arrived (duplicates, 429s, rate); /delivered: to whom; POST /reset."""
 
     async def stats(_: Request) -> JSONResponse:
         counts = api.per_chat
         return JSONResponse({
             "delivered": sum(counts.values()), "chats": len(counts),
             "duplicates": sum(n - 1 for n in counts.values() if n > 1),
-            "too_many": api.too_many, "achieved_rate": api.achieved_rate(),
+            "too_many": api.too_many, "retried": api.retried,
+            "achieved_rate": api.achieved_rate(),
         })  # fmt: skip
 
     async def reset(_: Request) -> JSONResponse:
@@ -158,10 +190,18 @@ def _control_routes(api: LimitedBotApi) -> list[Route]:
         api.arrivals.clear()
         api.calls.clear()
         api.delivered.clear()
-        api.too_many = 0
+        api.refused.clear()
+        api.too_many = api.sends = api.retried = 0
         return JSONResponse({"ok": True})
 
-    return [Route("/stats", stats), Route("/reset", reset, methods=["POST"])]
+    async def delivered(_: Request) -> JSONResponse:
+        return JSONResponse(sorted(api.per_chat))
+
+    return [
+        Route("/stats", stats),
+        Route("/reset", reset, methods=["POST"]),
+        Route("/delivered", delivered),  # the chats that got at least one promo
+    ]
 
 
 def main() -> None:
@@ -169,8 +209,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--per-chat", type=float, default=1.0)
+    parser.add_argument("--flood-every", type=int, default=0)
+    parser.add_argument("--flood-wait", type=float, default=1.0)
     args = parser.parse_args()
-    api = LimitedBotApi(window=Window(args.rate, args.per_chat))
+    api = LimitedBotApi(
+        window=Window(args.rate, args.per_chat),
+        flood_every=args.flood_every,
+        flood_wait=args.flood_wait,
+    )
     bot_api = Route("/bot{token}/{method}", api._endpoint, methods=["GET", "POST"])
     app = Starlette(routes=[*_control_routes(api), bot_api])
     sock = socket.socket()

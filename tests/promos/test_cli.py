@@ -12,7 +12,7 @@ from bot.app import data_keys
 from bot.cli import _parser
 from bot.promo_cli import UsageError, _run
 from bot.settings import Settings
-from conversations.broadcast import Promo
+from conversations.broadcast import Promo, RecipientState
 from storage.campaigns import Audience, SqlCampaigns
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
@@ -56,7 +56,9 @@ async def test_dry_run_counts_the_audience_and_sends_nothing(
 
     shown = await promo(cli_settings, capsys, "send", "--text", "Doble de megas", "--dry-run")
 
-    assert shown == {"dry_run": True, "audience": {"telegram": 4}, "text": "Doble de megas"}
+    assert shown == {
+        "dry_run": True, "audience": {"telegram": 4}, "text": "Doble de megas", "image_url": None,
+    }  # fmt: skip
     assert paced_api[0].per_chat == {}
 
 
@@ -82,13 +84,32 @@ async def test_resume_sends_the_rest_and_never_the_unknown_ones(
     campaign_id = await campaigns.create(Promo("Hola"), Audience(), created_by="test")
     await campaigns.start(campaign_id)
     first = await campaigns.pending(campaign_id, after=0, limit=5)
-    await campaigns.claim([r.id for r in first])  # then the sender died mid-send
+    for recipient in first:  # five requests on their way, then the sender died
+        assert await campaigns.claim(recipient.id) == RecipientState.SENDING
 
     resumed = await promo(cli_settings, capsys, "resume", str(campaign_id))
 
     assert resumed["counts"]["sent"] == 25 and resumed["counts"]["unknown"] == 5
     unknown = {r.key.chat_id for r in first}
     assert paced_api[0].per_chat == {k.chat_id: 1 for k in keys if k.chat_id not in unknown}
+
+
+async def test_send_with_an_image_url_sends_photos_with_the_text_as_caption(
+    cli_settings, keyed, paced_api, capsys
+):
+    customers, campaigns = keyed
+    keys = await customers.many(5000, 3)
+    image = "https://cdn.recargabot.pe/promos/2x-megas.jpg"
+
+    sent = await promo(
+        cli_settings, capsys, "send", "--text", "Doble de megas", "--image-url", image
+    )
+
+    photos = paced_api[0].of("sendPhoto")
+    assert sorted(str(c.params["chat_id"]) for c in photos) == sorted(k.chat_id for k in keys)
+    assert {(c.params["photo"], c.params["caption"]) for c in photos} == {(image, "Doble de megas")}
+    assert sent["counts"]["sent"] == 3
+    assert (await campaigns.get(sent["id"])).promo.image_url == image
 
 
 @pytest.mark.parametrize(
@@ -98,6 +119,8 @@ async def test_resume_sends_the_rest_and_never_the_unknown_ones(
         ["send", "--text", "x", "--whatsapp-template", "HX1", "--template-vars", "[1]"],
         ["send", "--text", "x", "--channel", "whatsapp"],  # Twilio not configured
         ["send", "--text", "x", "--inactive-days", "0"],
+        ["send", "--text", "x", "--image-url", "http://cdn.example/promo.jpg"],  # not https
+        ["send", "--text", "x" * 1025, "--image-url", "https://cdn.example/promo.jpg"],
         ["status", "99"],
     ],
 )

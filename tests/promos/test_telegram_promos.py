@@ -6,20 +6,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 
 import pytest
-from sqlalchemy import text
+from sqlmodel import select
 
+from bot.app import Overrides
 from bot.promos import broadcaster, promo_channels
 from conversations.broadcast import Promo
 from conversations.model import Channel
 from storage.campaigns import Audience, SqlCampaigns
 from storage.db import make_sessionmaker
+from storage.models import CustomerRow
 from storage.repositories import SqlContacts, SqlConversationStore
 from tests.promos.conftest import Customers
 from tests.promos.limited_fakes import Window
 from tests.telegram.conftest import ADMIN_ID
-from tests.telegram.user import buttons
+from tests.telegram.user import TelegramUser, buttons
 
 PROMO = Promo("¡Doble de megas este fin de semana!")
 TELEGRAM = Audience((Channel.TELEGRAM,))
@@ -38,26 +41,77 @@ def parts(bot):
     return services, SqlCampaigns(sessions), Customers(contacts, SqlConversationStore(sessions))
 
 
-async def test_the_first_recharge_asks_once_about_promos_and_si_opts_in(bot, user, api):
-    services, campaigns, _ = parts(bot)
-    maria = user(1001)
+@pytest.fixture
+async def timed_bot(telegram_settings, running, clock):
+    """The bot on a clock the test moves."""
+    async with running(telegram_settings, Overrides(clock=clock)) as started:
+        yield started
+
+
+async def recharge(maria: TelegramUser) -> None:
+    """A completed recharge, from /start to the top-up."""
     await maria.pay(await maria.to_payment_link())
-    await services.worker.run_once()
+    await maria.services.worker.run_once()
+
+
+async def promo_times(services) -> tuple[datetime | None, datetime | None]:
+    """The only customer's (asked about promos, opted in) times."""
+    stmt = select(CustomerRow.promos_asked_at, CustomerRow.promos_opt_in_at)
+    async with make_sessionmaker(services.engine)() as db:
+        asked, opted_in = (await db.exec(stmt)).one()
+    return asked, opted_in
+
+
+async def drawn(campaigns: SqlCampaigns, audience: Audience) -> set[str]:
+    """The chats a campaign for ``audience`` draws now."""
+    campaign_id = await campaigns.create(PROMO, audience, created_by="test")
+    await campaigns.start(campaign_id)
+    return {r.key.chat_id for r in await campaigns.pending(campaign_id, after=0, limit=100)}
+
+
+async def test_the_first_recharge_asks_once_about_promos_and_si_opts_in_at_that_time(
+    timed_bot, api, clock
+):
+    app, services = timed_bot
+    campaigns = SqlCampaigns(make_sessionmaker(services.engine), clock=clock)
+    maria = TelegramUser(app, services, api, 1001)
+    await recharge(maria)
     done = api.sent(1001)[-1]
 
     assert "Recarga exitosa" in done.params["text"] and "promociones" in done.params["text"]
     assert [b["callback_data"] for b in buttons(done)] == ["promos:si", "promos:no"]
+    assert await promo_times(services) == (clock.now, None)  # asked, not yet answered
+    clock.advance(minutes=7)  # she answers a while later: the yes is stored with its own time
     await maria.press("promos:si")
+    assert (await promo_times(services))[1] == clock.now
     assert await campaigns.audience_size(TELEGRAM) == {"telegram": 1}
+    clock.advance(days=3)
     await maria.say("/promos no")
+    assert await promo_times(services) == (clock.now, None)
     assert await campaigns.audience_size(TELEGRAM) == {"telegram": 0}
-    async with services.engine.connect() as db:
-        asked = (await db.execute(text("SELECT promos_asked_at FROM customers"))).scalar_one()
-    assert asked is not None
+
+
+async def test_audience_filters_read_the_customers_completed_recharges(timed_bot, api, clock):
+    app, services = timed_bot
+    sessions = make_sessionmaker(services.engine)
+    campaigns = SqlCampaigns(sessions, clock=clock)
+    maria, pedro = TelegramUser(app, services, api, 2001), TelegramUser(app, services, api, 2002)
+    await recharge(maria)  # completed today
+    await maria.press("promos:si")
+    await pedro.to_payment_link()  # an order, never paid: not a recharge
+    await pedro.say("/promos si")
+    ana = await Customers(SqlContacts(sessions), SqlConversationStore(sessions)).add(2003)
+    clock.advance(days=10)
+
+    inactive_30, inactive_7 = (Audience((Channel.TELEGRAM,), inactive_days=n) for n in (30, 7))
+    assert await drawn(campaigns, inactive_30) == {"2002", ana.chat_id}  # maria recharged
+    assert await drawn(campaigns, inactive_7) == {"2001", "2002", ana.chat_id}
+    recharged = Audience((Channel.TELEGRAM,), recharged_only=True)
+    assert await drawn(campaigns, recharged) == {"2001"}
 
 
 async def test_a_customer_buying_during_a_campaign_gets_each_reply_within_2_seconds(
-    bot, user, api, telegram_settings
+    bot, user, api, telegram_settings, report, record_property
 ):
     services, campaigns, customers = parts(bot)
     await customers.many(60_000, 300)
@@ -82,7 +136,11 @@ async def test_a_customer_buying_during_a_campaign_gets_each_reply_within_2_seco
 
     latencies = sorted(maria.latencies)
     p95 = latencies[int(len(latencies) * 0.95) - 1]
-    print(f"\np95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms over {len(latencies)}")
+    report(
+        f"replies while a campaign sends: p95 {p95 * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms over {len(latencies)} replies"
+    )
+    record_property("reply_p95_ms", round(p95 * 1000))
     assert still_sending, "the purchase must happen while the campaign sends"
     assert "Recarga exitosa" in api.texts(1001)[-1]
     assert p95 < 2.0 and latencies[-1] < 2.0

@@ -17,6 +17,7 @@ from tests.whatsapp.phone import Phone
 
 WHATSAPP = Audience((Channel.WHATSAPP,))
 TEXT = "Este finde, doble de megas 🎉"
+IMAGE = "https://cdn.recargabot.pe/promos/2x-megas.jpg"
 
 
 def phones(http, twilio, first: int, count: int) -> list[Phone]:
@@ -82,3 +83,31 @@ async def test_past_the_sender_limit_every_429_is_retried_and_each_gets_one(
     assert twilio.too_many > 0 and counts["retried"] == twilio.too_many
     assert [len(promos_to(twilio, phone)) for phone in everyone] == [1] * 12
     assert counts["sent"] == 12
+
+
+async def test_an_image_goes_as_media_url_with_the_text_as_its_body(
+    bot, http, twilio, wa_settings, clock
+):
+    (phone,) = phones(http, twilio, 200, 1)
+    await phone.say("hola", "acepto", "ALTA")
+
+    _, counts, _ = await run(bot, wa_settings, clock, Promo(TEXT, image_url=IMAGE))
+
+    (message,) = promos_to(twilio, phone)
+    assert (message["Body"], message["MediaUrl"]) == (TEXT, IMAGE)
+    assert counts["sent"] == 1
+
+
+async def test_a_promo_twilio_refuses_is_failed_and_not_retried(
+    bot, http, twilio, wa_settings, clock
+):
+    (late,) = phones(http, twilio, 300, 1)
+    await late.say("hola", "acepto", "ALTA")
+    clock.advance(hours=25)  # outside the window: the template, which Twilio does not know
+    unknown_template = Promo(TEXT, template_sid="HX" + "0" * 32)
+
+    campaign_id, counts, campaigns = await run(bot, wa_settings, clock, unknown_template)
+
+    assert twilio.refusals.count(21655) == 1 and promos_to(twilio, late) == []
+    assert (counts["failed"], counts["retried"]) == (1, 0)
+    assert await campaigns.tally(campaign_id) == {"failed": 1}
