@@ -35,8 +35,9 @@ def make_engine(url: str, *, keys: DataKeys | None = None) -> AsyncEngine:
 def _engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # Room for the chats held under advisory locks (storage.locks) and the work inside them.
-        return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        # Room for the 20 chats held under advisory locks (storage.locks) and the work inside
+        # them; 45 at most per process, so two replicas fit PostgreSQL's default 100.
+        return create_async_engine(url, pool_size=20, max_overflow=25, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
     # One shared connection, or each session would see its own empty database. Sessions must
     # then not overlap (two BEGINs on one connection fail): fine for tests, not for serving.
