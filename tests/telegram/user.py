@@ -60,6 +60,7 @@ class TelegramUser:
     api: FakeBotApi
     chat_id: int
     latencies: list[float] = field(default_factory=list)
+    patience: float = 10.0  # seconds to wait for a reply before the test fails
 
     async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> int:
         headers = {SECRET_HEADER: secret} if secret is not None else {}
@@ -73,7 +74,7 @@ class TelegramUser:
         before = len(self.api.sent(self.chat_id))
         started = time.perf_counter()
         assert await self.post(update) == 200
-        delivered = await self.api.wait_sent(self.chat_id, before + replies)
+        delivered = await self.api.wait_sent(self.chat_id, before + replies, self.patience)
         self.latencies.append(delivered[before + replies - 1].at - started)
         return delivered[before:]
 
