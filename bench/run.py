@@ -403,7 +403,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         inbox, ready = Inbox(), asyncio.Event()
         listener = asyncio.create_task(listen(bot.fake_port, inbox, ready))
         await ready.wait()
-        connector = aiohttp.TCPConnector(limit=max(args.chats, 100))
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: between phases
+        # a reused one could be half-closed, and the post fails with "Can not write request body".
+        connector = aiohttp.TCPConnector(limit=max(args.chats, 100), keepalive_timeout=2)
         try:
             async with aiohttp.ClientSession(connector=connector) as http:
                 driver = Driver(http, f"http://127.0.0.1:{bot.bot_port}", inbox)

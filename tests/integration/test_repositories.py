@@ -139,11 +139,14 @@ def moving(
 @pytest.mark.sqlite_only
 @ON_FILE
 async def test_file_database_uses_wal_busy_timeout_and_foreign_keys(engine: AsyncEngine):
-    pragmas = "SELECT * FROM pragma_journal_mode, pragma_busy_timeout, pragma_foreign_keys"
+    pragmas = (
+        "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_busy_timeout,"
+        " pragma_foreign_keys"
+    )
 
     rows = await query(engine, pragmas)
 
-    assert rows == [("wal", 5000, 1)]
+    assert rows == [("wal", 1, 5000, 1)]  # synchronous 1: NORMAL
 
 
 # ---------------------------------------------------------------- conversation store
