@@ -50,12 +50,12 @@ from conversations.model import Order
 from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
-from storage.crypto import DataKeys, check_keys, create_private_once, local_keys
+from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
 from storage.pending_updates import SqlPendingUpdates
-from storage.privacy import SqlAudit, SqlPrivacy
+from storage.privacy import SqlAudit, SqlPrivacy, check_keys
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
 
 logger = logging.getLogger(__name__)

@@ -167,30 +167,6 @@ class KeyedHash(TypeDecorator[str]):
         return None if value is None else keys_of(dialect).digest(value)
 
 
-async def check_keys(engine: AsyncEngine) -> None:
-    """Refuse to serve with keys that do not open the stored data (a customer's chat id).
-
-    Fresh keys on a used database (another working folder, a lost keys file) would otherwise
-    greet every customer as new and write rows nobody can read later.
-    """
-    customers = table("customers", column("chat_id"), column("chat_hash"))
-    async with engine.connect() as connection:
-        stmt = select(customers.c.chat_id, customers.c.chat_hash).limit(1)
-        row = (await connection.execute(stmt)).first()
-    if row is None:
-        return
-    keys = keys_of(engine.dialect)
-    try:
-        opened = keys.decrypt(row.chat_id)
-    except InvalidToken:
-        raise WrongDataKeys(
-            "the data keys do not open this database: set DATA_ENCRYPTION_KEYS and DATA_HASH_KEY,"
-            " or DATA_KEYS_PATH to the keys file it was written with"
-        ) from None
-    if keys.digest(opened) != row.chat_hash:
-        raise WrongDataKeys("DATA_HASH_KEY is not the one this database was written with")
-
-
 def report_unreadable() -> None:
     """Alert the operators that a stored value could not be decrypted (the value is not logged)."""
     logger.error("ALERT unreadable encrypted value: tampered, or its key was removed")

@@ -15,13 +15,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import ColumnElement, delete, func, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import column, table
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversations.limits import DAY, HOUR, CheckoutUsage, RecipientUsage
 from conversations.model import ChatKey, OrderState, PersonalData
-from storage.crypto import EncryptedColumn
+from storage.crypto import EncryptedColumn, WrongDataKeys, keys_of
 from storage.models import AuditRow, ConversationRow, CustomerRow, OrderRow, SavedLineRow
 from storage.repositories import Sessions, _find_customer, _saved_lines, customer_of
 
@@ -51,6 +54,36 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("pending_updates", "update_id", "chat_id"),
     EncryptedColumn("pending_updates", "update_id", "body"),
 )
+
+
+async def check_keys(engine: AsyncEngine) -> None:
+    """Refuse to serve with keys that do not open the stored data (a customer's chat id).
+
+    Fresh keys on a used database (another working folder, a lost keys file) would otherwise
+    greet every customer as new and write rows nobody can read later.
+    """
+    customers = table("customers", column("id"), column("chat_id"), column("chat_hash"))
+    async with engine.connect() as connection:
+        stmt = select(customers.c.id, customers.c.chat_id, customers.c.chat_hash).limit(1)
+        row = (await connection.execute(stmt)).first()
+    if row is None:
+        return
+    keys = keys_of(engine.dialect)
+    try:
+        opened = keys.decrypt(row.chat_id)
+    except InvalidToken:
+        raise WrongDataKeys(
+            "the data keys do not open this database: set DATA_ENCRYPTION_KEYS and DATA_HASH_KEY,"
+            " or DATA_KEYS_PATH to the keys file it was written with"
+        ) from None
+    hashed = opened or erased_chat(row.id)  # an erased customer keeps only a placeholder hash
+    if keys.digest(hashed) != row.chat_hash:
+        raise WrongDataKeys("DATA_HASH_KEY is not the one this database was written with")
+
+
+def erased_chat(customer_id: int) -> str:
+    """What an erased customer's chat hash stands for: unique, and nobody's chat."""
+    return f"erased:{customer_id}"
 
 
 @dataclass
@@ -141,7 +174,7 @@ async def _erase(db: AsyncSession, customer_id: int, *, at: datetime) -> None:
         update(CustomerRow)
         .where(col(CustomerRow.id) == customer_id)
         .values(
-            chat_id=BLANK, chat_hash=f"erased:{customer_id}", consent_version=None,
+            chat_id=BLANK, chat_hash=erased_chat(customer_id), consent_version=None,
             consented_at=None, last_inbound_at=None, promos_opt_in_at=None, promos_asked_at=None,
         )
     )  # fmt: skip

@@ -181,3 +181,19 @@ def test_rotation_covers_every_encrypted_column_of_the_models():
     }
 
     assert {(c.table, c.column) for c in ENCRYPTED_COLUMNS} == encrypted
+
+
+async def test_the_right_keys_still_start_after_the_first_customer_erased_their_data(
+    settings, clock, messenger
+):
+    """The start-up check reads one customer row: an erased one holds only placeholders."""
+    keyed = with_keys(settings, new_fernet_key())
+    app = build(keyed, overrides=Overrides(clock=clock, messenger=messenger))
+    async with app.state.services.lifetime(background=False) as services:
+        await Customer(services, messenger).say("hola", "Acepto", "/borrar", "Sí")
+
+    app = build(keyed, overrides=Overrides(clock=clock, messenger=messenger))
+    async with app.state.services.lifetime(background=False) as services:
+        replies = await Customer(services, messenger).say("hola")
+
+    assert replies and "Hola" in replies[0].text
