@@ -85,7 +85,9 @@ class ReentrantLocks:
     """A ChatLocks through which a task already holding a chat passes straight on.
 
     The Telegram inbox holds a chat around its handlers, which hold it again: without this the
-    second hold would wait for the first forever.
+    second hold would wait for the first forever. What is held travels in a context variable, so
+    a task started inside (a handler with block=False) passes too; a task that outlives the hold,
+    such as a promo campaign, must not handle that chat's turns.
     """
 
     def __init__(self, inner: ChatLocks) -> None:
