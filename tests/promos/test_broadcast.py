@@ -11,15 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlmodel import col, select
 from telegram import Bot
 
 from adapters.aiohttp_request import AiohttpRequest
 from adapters.promo_channels import TelegramPromos
+from bench.promo_bench import chats_in
 from conversations.broadcast import Broadcaster, Promo, RateLimiter, RecipientState
 from conversations.model import Channel
 from storage.campaigns import Audience, SqlCampaigns
-from storage.models import CampaignRecipientRow, CustomerRow
 from storage.repositories import SqlContacts
 from tests.fake_telegram import BLOCKED
 from tests.promos.conftest import NOW, Customers
@@ -87,18 +86,6 @@ async def test_every_429_past_the_limit_is_retried_until_delivered(
     assert counts[S.SENT] == 120
 
 
-async def chats_in(campaigns: SqlCampaigns, campaign_id: int, state: RecipientState) -> set[str]:
-    """The chats of the campaign's rows in ``state``."""
-    stmt = (
-        select(CustomerRow.chat_id)
-        .join(CampaignRecipientRow, col(CampaignRecipientRow.customer_id) == col(CustomerRow.id))
-        .where(col(CampaignRecipientRow.campaign_id) == campaign_id)
-        .where(col(CampaignRecipientRow.state) == state.value)
-    )
-    async with campaigns.sessions() as db:
-        return set((await db.exec(stmt)).all())
-
-
 async def killed_after(broadcaster: Broadcaster, campaign_id: int, outcomes: int) -> None:
     """Run until ``outcomes`` rows have one, then stop dead, other sends mid-flight (a SIGKILL)."""
     task = asyncio.create_task(broadcaster.run(campaign_id, PROMO))
@@ -132,7 +119,7 @@ async def test_killed_five_times_and_resumed_each_gets_it_once_and_unknown_only_
     async with sender(paced_api, campaigns, rate=100) as broadcaster:
         await broadcaster.run(campaign_id, PROMO)
 
-    unknown = await chats_in(campaigns, campaign_id, S.UNKNOWN)
+    unknown = await chats_in(campaigns.sessions, campaign_id, S.UNKNOWN)
     report(
         f"killed 5× (seed {seed}): rows in flight at each kill {in_flight}, unknown {len(unknown)}"
     )
