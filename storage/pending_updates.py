@@ -15,7 +15,7 @@ from sqlalchemy import select as sa_select
 
 from conversations.model import Channel, ChatKey
 from storage.models import PendingUpdateRow
-from storage.repositories import Sessions, _insert
+from storage.repositories import Sessions, _insert, _run
 
 _TABLE = PendingUpdateRow.__table__
 
@@ -45,7 +45,7 @@ class SqlPendingUpdates:
         async with self.sessions() as db:
             if done is not None:
                 await db.exec(delete(PendingUpdateRow).where(_TABLE.c.update_id == done))
-            row = (await (await db.connection()).execute(stmt)).first()
+            row = (await _run(db, stmt)).first()
             await db.commit()
         return (row.update_id, row.body) if row else None
 
@@ -53,6 +53,6 @@ class SqlPendingUpdates:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped)."""
         stmt = sa_select(_TABLE.c.chat_id, _TABLE.c.chat_hash)
         async with self.sessions() as db:
-            rows = (await (await db.connection()).execute(stmt)).all()
+            rows = (await _run(db, stmt)).all()
         by_hash = {row.chat_hash: row.chat_id for row in rows}
         return [ChatKey(Channel.TELEGRAM, chat_id) for chat_id in by_hash.values()]

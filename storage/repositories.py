@@ -346,11 +346,7 @@ async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:
 
 def customer_of(key: ChatKey) -> Any:
     """The chat's customer id as a scalar subquery (chats are found by their keyed hash)."""
-    return (
-        select(CustomerRow.id)
-        .where(CustomerRow.channel == key.channel.value, CustomerRow.chat_hash == key.chat_id)
-        .scalar_subquery()
-    )
+    return _select_customer(key, CustomerRow.__table__.c.id).scalar_subquery()
 
 
 # The per-message reads below are Core statements on the session's connection: the same SQL as
