@@ -292,7 +292,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         Route("/pay/{order_id}/cancelled", web.payment_cancelled),
         Route(
             "/payments/stripe/webhook",
-            stripe_webhook(secret=secret, record=fulfilment.record, kick=worker.kick),
+            stripe_webhook(
+                secret=secret, record=fulfilment.record, push=fulfilment.push, kick=worker.kick
+            ),
             methods=["POST"],
         ),
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),

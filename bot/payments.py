@@ -1,4 +1,8 @@
-"""POST /payments/stripe/webhook: verify the raw body, record the event, wake the worker."""
+"""POST /payments/stripe/webhook: verify the raw body, record the event, push its order on.
+
+The order is pushed on (top-up, confirmation) after Stripe has its 2xx, in a background task; if
+that fails, the worker is woken to try again at once instead of at its next periodic pass.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import stripe
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,9 +24,20 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 
 
 def stripe_webhook(
-    *, secret: str, record: Callable[[PaymentEvent], Awaitable[None]], kick: Callable[[], None]
+    *,
+    secret: str,
+    record: Callable[[PaymentEvent], Awaitable[None]],
+    push: Callable[[str], Awaitable[None]],
+    kick: Callable[[], None],
 ) -> Callable[[Request], Awaitable[Response]]:
     """Build the webhook endpoint; nothing is parsed or written before the signature holds."""
+
+    async def push_on(order_id: str) -> None:
+        try:
+            await push(order_id)
+        except Exception:
+            logger.exception("could not push order=%s on: the worker will", order_id)
+            kick()
 
     async def endpoint(request: Request) -> Response:
         payload = await request.body()
@@ -37,7 +53,10 @@ def stripe_webhook(
         if event is not None:
             logger.info("stripe event %s (%s) order=%s", event.event_id, event.kind, event.order_id)
             await record(event)
-            kick()
+            if event.order_id:
+                return JSONResponse(
+                    {"received": True}, background=BackgroundTask(push_on, event.order_id)
+                )
         return JSONResponse({"received": True})
 
     return endpoint
