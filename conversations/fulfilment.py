@@ -125,7 +125,8 @@ class Fulfilment:
         """Push one order on at once (its webhook just came), instead of waiting for a pass:
         a pass reads every unfinished order, which under load is most of the work per payment."""
         order = await self.orders.get(order_id)
-        if order is not None:
+        # Still awaiting payment (an asynchronous one pending): the link is live, leave it be.
+        if order is not None and order.state is not S.AWAITING_PAYMENT:
             await self._advance(order)
 
     async def _advance(self, order: Order) -> None:

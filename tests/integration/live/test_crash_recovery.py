@@ -1,8 +1,9 @@
 """P7: the process dies at each labelled point of fulfilment; a fresh process on the same database
 finishes the order with one reconciler pass (its start-up pass) and never tops up twice.
 
+The work dies where it runs: in the paid webhook's own push of its order (its background task).
 Death is simulated from the outside, with no hook in production code: either the fake provider
-holds a request and the worker task is cancelled while it waits, or a SQLAlchemy event on the
+holds a request and the webhook's task is cancelled while it waits, or a SQLAlchemy event on the
 dying process's engine aborts with a ``BaseException`` that nothing in the bot catches.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -23,12 +25,12 @@ class Killed(BaseException):
     """The process died here."""
 
 
-async def _die_while_held(world: World, bot: Bot) -> None:
-    worker = asyncio.create_task(bot.services.worker.run_once())
-    await world.reloadly.arrived.wait()
-    worker.cancel()
+async def _die_while_held(world: World, webhook: Awaitable[Any]) -> None:
+    work = asyncio.ensure_future(webhook)
+    await asyncio.wait_for(world.reloadly.arrived.wait(), 10)  # the webhook's push tops up
+    work.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await worker
+        await work
 
 
 def _kill_on_completion(bot: Bot, *, at_commit: bool) -> None:
@@ -49,18 +51,19 @@ def _kill_on_completion(bot: Bot, *, at_commit: bool) -> None:
     event.listen(engine, "commit", commit)
 
 
-async def _die_at(point: str, world: World, bot: Bot) -> None:
+async def _die_at(point: str, world: World, bot: Bot, session_id: str) -> None:
+    webhook = world.deliver(bot, "checkout.session.completed", session_id)
     if point == "after_claim":  # claimed, nothing sent: the operator look-up never answers
         world.reloadly.gate_detect = True
-        await _die_while_held(world, bot)
+        await _die_while_held(world, webhook)
         world.reloadly.gate_detect = False
     elif point == "after_topup_sent":  # the provider credited; its answer never came back
         world.reloadly.outcomes("987654321", "hang")
-        await _die_while_held(world, bot)
+        await _die_while_held(world, webhook)
     else:  # the answer arrived: die before writing it, or before committing the write
         _kill_on_completion(bot, at_commit=point == "before_commit")
         with pytest.raises(Killed):
-            await bot.services.worker.run_once()
+            await webhook
 
 
 @pytest.mark.parametrize(
@@ -71,9 +74,8 @@ async def test_a_crash_at_each_point_ends_completed_with_at_most_one_top_up(
 ):
     dying = await world.start()
     order_id, session_id = await world.order_paid(dying)
-    await world.deliver(dying, "checkout.session.completed", session_id)
 
-    await _die_at(point, world, dying)
+    await _die_at(point, world, dying, session_id)
     await dying.services.engine.dispose()  # as the OS would: its connections and locks go
     rows = await order_rows(database_of(world))
     [crashed_in] = [row["state"] for row in rows if row["id"] == order_id]

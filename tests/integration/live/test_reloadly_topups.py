@@ -12,8 +12,7 @@ from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY
 
 async def _paid_and_announced(world: World, bot: Bot, number: str = "+51 987-654-321") -> str:
     order_id, session_id = await world.order_paid(bot, number)
-    await world.deliver(bot, "checkout.session.completed", session_id)
-    await bot.services.worker.run_once()
+    await world.deliver(bot, "checkout.session.completed", session_id)  # it pushes the order on
     return order_id
 
 
