@@ -13,7 +13,8 @@ button press, so its spinner stops).
 In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
 checks the secret header and keeps the update in the database (``UpdateInbox``) before it answers,
 so a chat's updates are handled in update_id order even when they reach different replicas.
-Without a public URL it long-polls instead (one process: the in-process order is enough).
+Keeping it records the delivery too, so there ``first_delivery`` only stops updates without a
+chat. Without a public URL it long-polls instead (one process: the in-process order is enough).
 """
 
 from __future__ import annotations
@@ -169,9 +170,11 @@ class TelegramHandlers:
     audit: AuditLog | None = None
     extra: tuple[BaseHandler[Any, Any, Any], ...] = ()  # e.g. /promo, before the catch-alls
 
-    def register(self, application: Application) -> None:
-        """Add the handlers; the duplicate filter runs first, in its own group."""
-        application.add_handler(TypeHandler(Update, self.first_delivery), group=-1)
+    def register(self, application: Application, *, deduped: bool = False) -> None:
+        """Add the handlers; the duplicate filter runs first, in its own group. ``deduped``: the
+        updates come from the inbox, which dropped repeats already."""
+        first = self.with_chat if deduped else self.first_delivery
+        application.add_handler(TypeHandler(Update, first), group=-1)
         for handler in self.extra:
             application.add_handler(handler)
         application.add_handler(CommandHandler("stats", self.stats))
@@ -180,12 +183,17 @@ class TelegramHandlers:
         application.add_handler(MessageHandler(~filters.TEXT, self.other))
         application.add_error_handler(self.error)
 
-    async def first_delivery(self, update: Update, _: Context) -> None:
-        """Stop a repeated update_id (or one without a chat) before any handler sees it."""
-        key = chat_key(update)
-        if key is None:
+    async def with_chat(self, update: Update, _: Context) -> None:
+        """Stop an update without a chat (nothing to answer to) before any handler sees it."""
+        if chat_key(update) is None:
             await _answer(update.callback_query)
             raise ApplicationHandlerStop
+
+    async def first_delivery(self, update: Update, context: Context) -> None:
+        """Stop a repeated update_id (or one without a chat) before any handler sees it."""
+        await self.with_chat(update, context)
+        key = chat_key(update)
+        assert key is not None, "with_chat stopped it"
         if not await self.contacts.first_delivery(key, str(update.update_id), at=self.clock()):
             logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
             await _answer(update.callback_query)  # the button's spinner stops all the same
@@ -304,7 +312,7 @@ class TelegramChannel:
 
 class PendingUpdates(Protocol):
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
-    async def next(self, key: ChatKey, *, done: int | None = None) -> tuple[int, str] | None: ...
+    async def take(self, key: ChatKey) -> tuple[int, str] | None: ...
     async def chats(self) -> list[ChatKey]: ...
 
 
@@ -336,12 +344,9 @@ class UpdateInbox:
     async def drain(self, key: ChatKey) -> None:
         """Handle the chat's kept updates, oldest first, while holding the chat."""
         async with self.locks.hold(key):
-            kept = await self.pending.next(key)
-            while kept is not None:
-                update_id, body = kept
-                update = Update.de_json(json.loads(body), self.application.bot)
+            while (kept := await self.pending.take(key)) is not None:
+                update = Update.de_json(json.loads(kept[1]), self.application.bot)
                 await self.application.process_update(update)
-                kept = await self.pending.next(key, done=update_id)
 
     async def resume(self) -> None:
         """Take up the updates a crashed or stopped replica left kept."""
@@ -377,10 +382,11 @@ def telegram_channel(
     application: Application, settings: Settings, handlers: TelegramHandlers, inbox: UpdateInbox
 ) -> tuple[TelegramChannel, list[Route]]:
     """Register the handlers; add the webhook route when a public URL can receive it."""
-    handlers.register(application)
     secret = settings.telegram_webhook_secret
     if not (settings.public_base_url and secret):
+        handlers.register(application)
         return TelegramChannel(application, webhook_url=None, secret=None), []
+    handlers.register(application, deduped=True)
     endpoint = telegram_webhook(inbox, secret.get_secret_value())
     route = Route(WEBHOOK_PATH, endpoint, methods=["POST"])
     channel = TelegramChannel(

@@ -2,7 +2,8 @@
 
 The webhook stores an update here before it answers Telegram, so an accepted update survives a
 crash, and whichever replica holds the chat's lock takes the chat's updates by ``update_id``
-(Telegram numbers them in order), wherever each one arrived.
+(Telegram numbers them in order), wherever each one arrived. Keeping an update also records its
+delivery, so a repeat is dropped here, before it is kept, even after the first one was handled.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy import select as sa_select
 
 from conversations.model import Channel, ChatKey
 from storage.models import PendingUpdateRow
-from storage.repositories import Sessions, _insert, _run
+from storage.repositories import Sessions, _insert, _run, delivered
 
 _TABLE = PendingUpdateRow.__table__
 
@@ -25,26 +26,30 @@ class SqlPendingUpdates:
     sessions: Sessions
 
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool:
-        """Keep the update; False, changing nothing, when it is already kept (a repeat)."""
+        """Keep the update and record its delivery (as ``Contacts.first_delivery`` does), in one
+        transaction; False, changing nothing, when it was delivered before (a repeat)."""
         values = {"update_id": update_id, "chat_id": key.chat_id, "chat_hash": key.chat_id}
         async with self.sessions() as db:
+            if not await delivered(db, key, str(update_id), at=at):
+                return False
             stmt = _insert(db, PendingUpdateRow).values(**values, body=body, received_at=at)
-            result = await db.exec(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
+            await _run(db, stmt.on_conflict_do_nothing(index_elements=["update_id"]))
             await db.commit()
-        return bool(result.rowcount)
+        return True
 
-    async def next(self, key: ChatKey, *, done: int | None = None) -> tuple[int, str] | None:
-        """Forget the handled update ``done``, if given, and return the chat's oldest kept one
-        as (update_id, JSON body): one transaction per update handled."""
+    async def take(self, key: ChatKey) -> tuple[int, str] | None:
+        """Take the chat's oldest kept update out, as (update_id, JSON body), in one statement.
+
+        It leaves before it is handled: a crash while handling it loses that one update (the
+        customer repeats it) rather than handling it twice, which could open a second checkout.
+        """
+        oldest = sa_select(func.min(_TABLE.c.update_id)).where(_TABLE.c.chat_hash == key.chat_id)
         stmt = (
-            sa_select(_TABLE.c.update_id, _TABLE.c.body)
-            .where(_TABLE.c.chat_hash == key.chat_id)
-            .order_by(_TABLE.c.update_id)
-            .limit(1)
+            delete(_TABLE)
+            .where(_TABLE.c.update_id == oldest.scalar_subquery())
+            .returning(_TABLE.c.update_id, _TABLE.c.body)
         )
         async with self.sessions() as db:
-            if done is not None:
-                await db.exec(delete(PendingUpdateRow).where(_TABLE.c.update_id == done))
             row = (await _run(db, stmt)).first()
             await db.commit()
         return (row.update_id, row.body) if row else None
