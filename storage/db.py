@@ -2,7 +2,8 @@
 
 SQLite gets WAL, a busy timeout, enforced foreign keys and transactions that take the write lock
 up front (``BEGIN IMMEDIATE``), so concurrent writers wait their turn instead of failing with
-"database is locked". Any other URL (PostgreSQL through asyncpg) gets a plain engine.
+"database is locked"; its driver makes fewer thread trips per statement (``sqlite_driver``).
+Any other URL (PostgreSQL through asyncpg) gets a plain engine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.crypto import DataKeys, attach
+from storage.sqlite_driver import dbapi
 
 # synchronous=NORMAL: in WAL mode a commit no longer waits for fsync (the WAL is synced at each
 # checkpoint), which was most of the time an update took (bench/). The database cannot be
@@ -52,7 +54,7 @@ def _engine(url: str) -> AsyncEngine:
     pool: dict[str, Any] = (
         {"poolclass": StaticPool} if in_memory else {"pool_size": 1, "max_overflow": 0}
     )
-    engine = create_async_engine(url, connect_args={"timeout": 5}, **pool)
+    engine = create_async_engine(url, connect_args={"timeout": 5}, module=dbapi(), **pool)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine

@@ -1,0 +1,91 @@
+"""SQLAlchemy's aiosqlite adapter with fewer trips to aiosqlite's thread per statement.
+
+aiosqlite runs every sqlite3 call in its own thread; each call is a round trip through a queue and
+back into the event loop. SQLAlchemy's adapter spends four of them on a SELECT (open a cursor,
+execute, fetch, close) and three on an INSERT or UPDATE, and on this hot path those trips were
+most of the CPU (bench/, the profile). This cursor uses aiosqlite's own ``Connection.execute``
+(cursor and execute in one trip), fetches in a second trip only when there are rows, and does not
+close in the thread: the statement has already run to the end, so the sqlite3 cursor holds no lock
+and is freed with the object.
+
+Only the cursor differs; the connection, transactions and errors are SQLAlchemy's (the engine is
+given this module through ``create_async_engine(module=...)``).
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # No cursor yet: execute() makes one, in the same trip as the statement.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+
+    @property
+    def description(self) -> Any:
+        if "description" in self._soft_closed_memoized:
+            return self._soft_closed_memoized["description"]
+        return self._cursor.description if self._cursor is not None else None
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount if self._cursor is not None else -1
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._cursor.lastrowid if self._cursor is not None else None
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        async with self._adapt_connection._execute_mutex:
+            self._cursor = await self._connection.execute(operation, parameters)
+            if self._cursor.description:
+                self._rows = collections.deque(await self._cursor.fetchall())
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        async with self._adapt_connection._execute_mutex:
+            self._cursor = await self._connection.executemany(operation, seq_of_parameters)
+
+    async def _async_soft_close(self) -> None:
+        self._soft_closed_memoized = self._soft_closed_memoized.union(
+            {"description": self.description}
+        )
+
+    def close(self) -> None:
+        # The sqlite3 cursor stays: SQLAlchemy reads rowcount after closing a DML result.
+        self._rows.clear()
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _Cursor
+
+
+class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        return _Connection(self, super().connect(*arg, **kw)._connection)
+
+
+def dbapi() -> _DBAPI:
+    """The DBAPI module to give ``create_async_engine`` for an ``sqlite+aiosqlite`` URL."""
+    return _DBAPI(aiosqlite, sqlite3)
