@@ -18,7 +18,9 @@ def package(frame: str) -> str:
     for ours in OURS:
         if f"/{ours}" in path or path.startswith(ours):
             return ours.rstrip("/")
-    return "stdlib:" + path.rsplit("/", 1)[-1].removesuffix(".py")
+    # py-spy names files relative to sys.path: "sqlalchemy/sql/base.py", "asyncio/events.py".
+    top, nested, _ = path.partition("/")
+    return top if nested else path.removesuffix(".py")
 
 
 def summarise(raw: str, top: int = 25) -> str:
@@ -37,7 +39,7 @@ def summarise(raw: str, top: int = 25) -> str:
         for frame in set(frames):
             if any(f"/{o}" in frame or f"({o}" in frame for o in OURS):
                 inclusive[frame] += n
-    out = [f"py-spy samples: {total} (all threads of the bot process, busy time only)", ""]
+    out = [f"py-spy samples: {total} (the bot process's thread holding the GIL: Python's CPU time, not waits)", ""]
     out.append("Self time by package (where the CPU actually was):")
     out += [f"  {n / total:6.1%}  {name}" for name, n in leaf_pkg.most_common(top)]
     out += ["", "Self time by function:"]

@@ -342,7 +342,7 @@ async def our_throughput(driver: Driver, bot: OurBot, customers: int, concurrenc
     exe = shutil.which("py-spy", path=search)
     if profile and exe:
         spy = subprocess.Popen(  # noqa: ASYNC220 (starts at once; the loop is not blocked)
-            [exe, "record", "--pid", str(bot.bot.pid), "--rate", "200", "--nonblocking",
+            [exe, "record", "--pid", str(bot.bot.pid), "--rate", "200", "--nonblocking", "--gil",
              "--format", "raw", "--output", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
