@@ -18,10 +18,20 @@ from tests.whatsapp.test_journey import HOLA_TO_SUMMARY
 
 
 async def paid_then_topped_up_a_day_later(bot: Services, phone: Phone, clock: MovableClock):
-    """Pay now; the top-up (and so the confirmation) only happens 25 hours later."""
+    """Pay now; the paid webhook never arrives (our endpoint was down), so the top-up (and the
+    confirmation) only happens 25 hours later, when a worker pass finds the paid session."""
     await phone.say(*HOLA_TO_SUMMARY, "Confirmar")
     session_id = phone.last_link().rsplit("/", 1)[-1]
-    await bot.payments.pay(session_id, number=TEST_CARD, expiry="12/30", cvc="123", name="M Q")
+    deliver = bot.payments._deliver
+
+    async def endpoint_down(payload: bytes, signature: str) -> int:
+        return 503
+
+    bot.payments._deliver = endpoint_down
+    try:
+        await bot.payments.pay(session_id, number=TEST_CARD, expiry="12/30", cvc="123", name="M Q")
+    finally:
+        bot.payments._deliver = deliver
     clock.advance(hours=25)
     await bot.worker.run_once()
 
