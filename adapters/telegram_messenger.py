@@ -45,9 +45,9 @@ class TelegramMessenger:
         self._contacts = contacts
         self._clock = clock
 
-    async def send(self, key: ChatKey, reply: Reply) -> None:
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
         """Send the reply in as many messages as it needs, or raise why it cannot go now."""
-        if (await self._contacts.contact(key)).unreachable:
+        if not answering and (await self._contacts.contact(key)).unreachable:
             logger.info("chat %s blocked the bot: reply not sent", mask_chat(key))
             raise NotDeliverableNow("the customer blocked the bot")
         try:

@@ -165,8 +165,10 @@ class TwilioMessenger:
         self._templates = templates
         self._timeout = timeout  # twilio's async client sets none: a hung call would hold the chat
 
-    async def send(self, key: ChatKey, reply: Reply) -> None:
-        """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says."""
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
+        """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says.
+
+        The contact is read even when ``answering``: its opt-out and window decide the route."""
         contact = await self._contacts.contact(key)
         has_template = self._templates.notification is not None
         try:

@@ -36,7 +36,7 @@ class TerminalMessenger:
         self._console = console
         self.links: list[str] = []
 
-    async def send(self, key: ChatKey, reply: Reply) -> None:
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
         self._console.print(f"[bold cyan]RecargaBot:[/] {escape(reply.text)}")
         for number, option in enumerate(reply.options, start=1):
             self._console.print(f"   [bold]{number}.[/] {escape(option.label)}")

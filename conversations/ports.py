@@ -141,7 +141,9 @@ class ChatLocks(Protocol):
 
 
 class Messenger(Protocol):
-    async def send(self, key: ChatKey, reply: Reply) -> None: ...
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
+        """Send the reply. ``answering``: it answers a message the customer just sent, so they
+        can be reached (they wrote) and need not be looked up first."""
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,12 @@ class ChatService:
                 stopped = await self.guard.screen(key, event, self.store, now=self.clock())
                 if stopped is not None:  # a flood, or a card number: the machine never sees it
                     for reply in stopped:
-                        await self.messenger.send(key, reply)
+                        await self.messenger.send(key, reply, answering=True)
                     return
             replies = await self._run(key, event)
+            answering = isinstance(event, Text | Choice)
             for reply in replies:
-                await self.messenger.send(key, reply)
+                await self.messenger.send(key, reply, answering=answering)
 
     async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
         session = await self.store.load(key)

@@ -16,7 +16,7 @@ class RecordingMessenger:
 
     sent: dict[ChatKey, list[Reply]] = field(default_factory=lambda: defaultdict(list))
 
-    async def send(self, key: ChatKey, reply: Reply) -> None:
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
         self.sent[key].append(reply)
 
     def texts(self, key: ChatKey) -> list[str]:

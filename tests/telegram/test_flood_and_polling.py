@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import Overrides
 from conversations.errors import NotDeliverableNow
-from conversations.machine import Text
+from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
 from tests.fake_telegram import BLOCKED, retry_after
 from tests.fakes import MovableClock
@@ -39,7 +39,7 @@ async def test_a_403_marks_the_chat_unreachable_and_the_order_still_completes(bo
     await services.worker.run_once()
     after_block = len(api.of("sendMessage"))
     with pytest.raises(NotDeliverableNow):  # the chat is known to be blocked: nothing is tried
-        await services.chat.handle(key, Text("hola"))
+        await services.chat.messenger.send(key, Reply("¿Sigues ahí?"))
 
     orders = await services.orders.recent(key, limit=5)
     assert [o.state.value for o in orders] == ["completed"]
