@@ -125,8 +125,13 @@ class Fulfilment:
         """Push one order on at once (its webhook just came), instead of waiting for a pass:
         a pass reads every unfinished order, which under load is most of the work per payment."""
         order = await self.orders.get(order_id)
-        # Still awaiting payment (an asynchronous one pending): the link is live, leave it be.
-        if order is not None and order.state is not S.AWAITING_PAYMENT:
+        if order is None:
+            return
+        # Only what the webhook itself settles: a paid order due for its top-up, or an outcome to
+        # tell. Anything else (a link still awaiting an asynchronous payment, a top-up in flight
+        # on another replica, a retry's backoff) is the pass's, which knows when it is due.
+        due = order.next_attempt_at is None or order.next_attempt_at <= self.clock()
+        if (order.state is S.PAID and due) or order.state in SETTLED_STATES:
             await self._advance(order)
 
     async def _advance(self, order: Order) -> None:
