@@ -39,7 +39,8 @@ def summarise(raw: str, top: int = 25) -> str:
         for frame in set(frames):
             if any(f"/{o}" in frame or f"({o}" in frame for o in OURS):
                 inclusive[frame] += n
-    out = [f"py-spy samples: {total} (the bot process's thread holding the GIL: Python's CPU time, not waits)", ""]
+    held = "the bot process's thread holding the GIL: Python's CPU time, not waits"
+    out = [f"py-spy samples: {total} ({held})", ""]
     out.append("Self time by package (where the CPU actually was):")
     out += [f"  {n / total:6.1%}  {name}" for name, n in leaf_pkg.most_common(top)]
     out += ["", "Self time by function:"]
