@@ -37,8 +37,8 @@ class SqlPendingUpdates:
             await db.commit()
         return True
 
-    async def take(self, key: ChatKey) -> tuple[int, str] | None:
-        """Take the chat's oldest kept update out, as (update_id, JSON body), in one statement.
+    async def take(self, key: ChatKey) -> str | None:
+        """Take the chat's oldest kept update out, as its JSON body, in one statement.
 
         It leaves before it is handled: a crash while handling it loses that one update (the
         customer repeats it) rather than handling it twice, which could open a second checkout.
@@ -47,12 +47,12 @@ class SqlPendingUpdates:
         stmt = (
             delete(_TABLE)
             .where(_TABLE.c.update_id == oldest.scalar_subquery())
-            .returning(_TABLE.c.update_id, _TABLE.c.body)
+            .returning(_TABLE.c.body)
         )
         async with self.sessions() as db:
-            row = (await _run(db, stmt)).first()
+            body = (await _run(db, stmt)).scalar()
             await db.commit()
-        return (row.update_id, row.body) if row else None
+        return body
 
     async def chats(self) -> list[ChatKey]:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped)."""
