@@ -3,13 +3,15 @@
 aiosqlite runs every sqlite3 call in its own thread; each call is a round trip through a queue and
 back into the event loop. SQLAlchemy's adapter spends four of them on a SELECT (open a cursor,
 execute, fetch, close) and three on an INSERT or UPDATE, and on this hot path those trips were
-most of the CPU (bench/, the profile). This cursor uses aiosqlite's own ``Connection.execute``
-(cursor and execute in one trip), fetches in a second trip only when there are rows, and does not
-close in the thread: the statement has already run to the end, so the sqlite3 cursor holds no lock
-and is freed with the object.
+most of the CPU (bench/, the profile). This cursor runs the statement and reads its rows in one
+trip, the way aiosqlite's own ``execute_fetchall`` does (through its ``_execute``, which
+SQLAlchemy's adapter also reaches into), and does not close in the thread: the statement has
+already run to the end, so the sqlite3 cursor holds no lock and is freed with the object. The
+connection skips a rollback when no transaction is open: after a commit, closing the session and
+the pool's reset each asked for one, a trip each for nothing.
 
-Only the cursor differs; the connection, transactions and errors are SQLAlchemy's (the engine is
-given this module through ``create_async_engine(module=...)``).
+Transactions and errors are SQLAlchemy's (the engine is given this module through
+``create_async_engine(module=...)``).
 """
 
 from __future__ import annotations
@@ -58,9 +60,11 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         async with self._adapt_connection._execute_mutex:
-            self._cursor = await self._connection.execute(operation, parameters)
-            if self._cursor.description:
-                self._rows = collections.deque(await self._cursor.fetchall())
+            connection = self._connection
+            self._cursor, rows = await connection._execute(
+                _execute_and_fetch, connection._conn, operation, parameters or ()
+            )
+            self._rows = collections.deque(rows)
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
         async with self._adapt_connection._execute_mutex:
@@ -76,9 +80,22 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
+def _execute_and_fetch(
+    connection: sqlite3.Connection, operation: str, parameters: Any
+) -> tuple[sqlite3.Cursor, list[Any]]:
+    """Run in aiosqlite's thread: the statement, then its rows if it returns any."""
+    cursor = connection.execute(operation, parameters)
+    return cursor, cursor.fetchall() if cursor.description else []
+
+
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _Cursor
+
+    def rollback(self) -> None:
+        connection = self._connection
+        if connection._connection is not None and connection.in_transaction:
+            super().rollback()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
