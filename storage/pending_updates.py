@@ -11,14 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
 from sqlalchemy import select as sa_select
 
 from conversations.model import Channel, ChatKey
 from storage.models import PendingUpdateRow
-from storage.repositories import Sessions, _insert, _run, delivered
+from storage.repositories import Sessions, _put, _run, delivered
 
 _TABLE = PendingUpdateRow.__table__
+# The chat's oldest kept update, taken out (built once: it runs for every update).
+_TAKE = (
+    delete(_TABLE)
+    .where(
+        _TABLE.c.update_id
+        == sa_select(func.min(_TABLE.c.update_id))
+        .where(_TABLE.c.chat_hash == bindparam("chat_hash"))
+        .scalar_subquery()
+    )
+    .returning(_TABLE.c.body)
+)
 
 
 @dataclass
@@ -28,12 +39,11 @@ class SqlPendingUpdates:
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool:
         """Keep the update and record its delivery (as ``Contacts.first_delivery`` does), in one
         transaction; False, changing nothing, when it was delivered before (a repeat)."""
-        values = {"update_id": update_id, "chat_id": key.chat_id, "chat_hash": key.chat_id}
+        kept = {"chat_id": key.chat_id, "chat_hash": key.chat_id, "body": body, "received_at": at}
         async with self.sessions() as db:
             if not await delivered(db, key, str(update_id), at=at):
                 return False
-            stmt = _insert(db, PendingUpdateRow).values(**values, body=body, received_at=at)
-            await _run(db, stmt.on_conflict_do_nothing(index_elements=["update_id"]))
+            await _put(db, PendingUpdateRow, {"update_id": update_id}, {}, new=kept)
             await db.commit()
         return True
 
@@ -43,14 +53,8 @@ class SqlPendingUpdates:
         It leaves before it is handled: a crash while handling it loses that one update (the
         customer repeats it) rather than handling it twice, which could open a second checkout.
         """
-        oldest = sa_select(func.min(_TABLE.c.update_id)).where(_TABLE.c.chat_hash == key.chat_id)
-        stmt = (
-            delete(_TABLE)
-            .where(_TABLE.c.update_id == oldest.scalar_subquery())
-            .returning(_TABLE.c.body)
-        )
         async with self.sessions() as db:
-            body = (await _run(db, stmt)).scalar()
+            body = (await _run(db, _TAKE, {"chat_hash": key.chat_id})).scalar()
             await db.commit()
         return body
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -20,10 +21,12 @@ from sqlalchemy import (
     Result,
     Row,
     Select,
+    Table,
     Update,
     and_,
     bindparam,
     func,
+    insert,
     or_,
     update,
 )
@@ -63,6 +66,7 @@ logger = logging.getLogger(__name__)
 UNFINISHED_LIMIT = 500
 _ORDERS = OrderRow.__table__
 _ORDER = _ORDERS.c
+_INSERT_ORDER = insert(_ORDERS)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -145,9 +149,7 @@ class SqlOrders:
         """Store a new order (and its customer, the first time)."""
         async with self.sessions() as db:
             customer_id = await _customer_id(db, order.key, at=order.created_at)
-            await _run(
-                db, _insert(db, OrderRow).values(_order_row(order, customer_id).model_dump())
-            )
+            await _run(db, _INSERT_ORDER, _order_row(order, customer_id).model_dump())
             await db.commit()
 
     async def get(self, order_id: str) -> Order | None:
@@ -315,40 +317,58 @@ class SqlContacts:
 # ---------------------------------------------------------------- statements
 
 
-def _insert(db: AsyncSession, model: type[SQLModel]) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT that can say ON CONFLICT; SQLite and PostgreSQL spell it the same way."""
-    dialects = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-    return dialects[db.get_bind().dialect.name](model.__table__)
+# Writes are built once per shape, with their values bound at execution: building an INSERT …
+# ON CONFLICT and its cache key each time cost about as much as running it (bench/, the profile).
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@cache
+def _upsert(
+    dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...], returning: str
+) -> sqlite.Insert | postgresql.Insert:
+    """INSERT … ON CONFLICT (``keys``): set the ``update`` columns from the row offered, or, with
+    none, do nothing on any conflict; SQLite and PostgreSQL spell it the same way. The columns
+    inserted are the parameters it is executed with."""
+    stmt = _INSERTS[dialect](table)
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing()
+    return stmt.returning(table.c[returning]) if returning else stmt
 
 
 async def _put(
-    db: AsyncSession, model: type[SQLModel], keys: dict[str, Any], values: dict[str, Any]
-) -> None:
-    """Insert the row, or set ``values`` on the row with the same unique ``keys``."""
-    stmt = _insert(db, model).values(**keys, **values)
-    await _run(db, stmt.on_conflict_do_update(index_elements=list(keys), set_=values))
+    db: AsyncSession,
+    model: type[SQLModel],
+    keys: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    new: dict[str, Any] | None = None,
+    returning: str = "",
+) -> Result[Any]:
+    """Insert the row (with ``new`` too), or set ``values`` on the row with the same unique
+    ``keys``; with no ``values``, a row already there is left as it is."""
+    dialect = db.get_bind().dialect.name
+    stmt = _upsert(dialect, model.__table__, tuple(keys), tuple(values), returning)
+    return await _run(db, stmt, {**keys, **(new or {}), **values})
 
 
 async def _customer_id(db: AsyncSession, key: ChatKey, *, at: datetime, **also: Any) -> int:
     """Create the chat's customer if missing, mark it seen at ``at``, and return its id."""
+    keys = {"channel": key.channel.value, "chat_hash": key.chat_id}
+    new = {"chat_id": key.chat_id, "created_at": at}
     values = {"last_seen_at": at, **also}
-    stmt = _insert(db, CustomerRow).values(
-        channel=key.channel.value,
-        chat_id=key.chat_id,
-        chat_hash=key.chat_id,
-        created_at=at,
-        **values,
-    )
-    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_hash"], set_=values)
-    return (await _run(db, stmt.returning(CustomerRow.__table__.c.id))).scalar_one()
+    return (await _put(db, CustomerRow, keys, values, new=new, returning="id")).scalar_one()
 
 
 async def delivered(db: AsyncSession, key: ChatKey, message_id: str, *, at: datetime) -> bool:
     """Record an inbound message id and that the chat wrote at ``at`` (so it is reachable again);
     False, with nothing written, when the id was seen before. The caller commits."""
-    inbound = {"channel": key.channel.value, "message_id": message_id, "received_at": at}
-    stmt = _insert(db, InboundMessageRow).values(**inbound).on_conflict_do_nothing()
-    if not (await _run(db, stmt)).rowcount:
+    keys = {"channel": key.channel.value, "message_id": message_id}
+    if not (await _put(db, InboundMessageRow, keys, {}, new={"received_at": at})).rowcount:
         return False
     await _customer_id(db, key, at=at, last_inbound_at=at, unreachable_at=None)
     return True
@@ -443,11 +463,9 @@ async def _last_purchase(db: AsyncSession, customer_id: int | None) -> Purchase 
 
 async def _record_event(db: AsyncSession, event_id: str, order_id: str, at: datetime) -> bool:
     """Mark the webhook event processed; False (and nothing changed) if it already was."""
-    values = {"event_id": event_id, "order_id": order_id, "processed_at": at}
+    keys, new = {"event_id": event_id}, {"order_id": order_id, "processed_at": at}
     try:  # a repeat changes nothing; an unknown order breaks the foreign key
-        recorded = (
-            await _run(db, _insert(db, ProcessedEventRow).values(values).on_conflict_do_nothing())
-        ).rowcount
+        recorded = (await _put(db, ProcessedEventRow, keys, {}, new=new)).rowcount
     except IntegrityError:
         await db.rollback()
         recorded = 0
