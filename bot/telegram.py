@@ -312,7 +312,7 @@ class TelegramChannel:
 
 class PendingUpdates(Protocol):
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
-    async def take(self, key: ChatKey) -> str | None: ...
+    async def take(self, key: ChatKey) -> tuple[str | None, bool]: ...
     async def chats(self) -> list[ChatKey]: ...
 
 
@@ -344,7 +344,11 @@ class UpdateInbox:
     async def drain(self, key: ChatKey) -> None:
         """Handle the chat's kept updates, oldest first, while holding the chat."""
         async with self.locks.hold(key):
-            while (body := await self.pending.take(key)) is not None:
+            more = True
+            while more:
+                body, more = await self.pending.take(key)
+                if body is None:  # another drain took it first
+                    return
                 update = Update.de_json(json.loads(body), self.application.bot)
                 await self.application.process_update(update)
 
