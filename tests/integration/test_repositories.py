@@ -33,6 +33,7 @@ from conversations.ports import OrderChanges
 from conversations.session import Draft, Payment, Profile, Session, Step
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
+from storage.pending_updates import SqlPendingUpdates
 from storage.repositories import SqlConversationStore, SqlOrders
 
 S = OrderState
@@ -456,3 +457,29 @@ async def test_of_concurrent_notice_claims_exactly_one_wins(orders: SqlOrders):
     )
 
     assert results.count(True) == 1
+
+
+# ---------------------------------------------------------------- Telegram inbox
+
+
+async def test_the_inbox_gives_a_chats_updates_oldest_first_and_says_when_none_are_left(
+    engine: AsyncEngine,
+):
+    inbox = SqlPendingUpdates(make_sessionmaker(engine))
+    chat, other = a_key("1001"), a_key("2002")
+    for key, update_id in ((chat, 11), (other, 5), (chat, 10)):
+        assert await inbox.add(key, update_id, f'{{"update_id": {update_id}}}', at=T0)
+
+    taken = [await inbox.take(chat) for _ in range(3)]
+
+    assert taken == [('{"update_id": 10}', True), ('{"update_id": 11}', False), (None, False)]
+    assert await inbox.chats() == [other]  # the other chat's update was neither taken nor counted
+
+
+async def test_an_update_delivered_before_is_not_kept_again(engine: AsyncEngine):
+    inbox = SqlPendingUpdates(make_sessionmaker(engine))
+    assert await inbox.add(a_key(), 10, '{"update_id": 10}', at=T0)
+    assert await inbox.take(a_key()) == ('{"update_id": 10}', False)
+
+    assert await inbox.add(a_key(), 10, '{"update_id": 10}', at=T0) is False
+    assert await inbox.take(a_key()) == (None, False)
