@@ -161,14 +161,13 @@ class SqlOrders:
     async def recent(self, key: ChatKey, *, limit: int) -> Sequence[Order]:
         """Return the chat's latest orders that reached a checkout, newest first."""
         stmt = (
-            select(OrderRow)
-            .where(col(OrderRow.customer_id) == customer_of(key))
-            .where(col(OrderRow.checkout_session_id).is_not(None))
-            .order_by(col(OrderRow.created_at).desc(), col(OrderRow.id).desc())
+            sa_select(_ORDERS)
+            .where(_ORDER.customer_id == customer_of(key), _ORDER.checkout_session_id.is_not(None))
+            .order_by(_ORDER.created_at.desc(), _ORDER.id.desc())
             .limit(limit)
         )
         async with self.sessions() as db:
-            rows = (await db.exec(stmt)).all()
+            rows = (await _run(db, stmt)).all()
         return [_order(row) for row in rows]
 
     async def day_stats(self, *, start: datetime, end: datetime) -> OrderStats:
@@ -571,7 +570,7 @@ def _checkout_columns(checkout: Checkout | None) -> dict[str, Any]:
     }
 
 
-def _order(row: OrderRow | Row[Any]) -> Order:
+def _order(row: Row[Any]) -> Order:
     return Order(
         id=row.id,
         key=ChatKey(Channel(row.channel), row.chat_id),
@@ -588,7 +587,7 @@ def _order(row: OrderRow | Row[Any]) -> Order:
     )
 
 
-def _purchase(row: OrderRow | Row[Any]) -> Purchase:
+def _purchase(row: Row[Any]) -> Purchase:
     product = Product(
         code=row.product_code,
         kind=ProductKind(row.product_kind),
@@ -600,11 +599,11 @@ def _purchase(row: OrderRow | Row[Any]) -> Purchase:
     return Purchase(_line(row), product)
 
 
-def _line(row: SavedLineRow | OrderRow | Row[Any]) -> Line:
+def _line(row: Row[Any]) -> Line:
     return Line(row.msisdn, row.owner_name, DocType(row.doc_type), row.doc_number)
 
 
-def _checkout(row: OrderRow | Row[Any]) -> Checkout | None:
+def _checkout(row: Row[Any]) -> Checkout | None:
     session_id, url, expires_at = row.checkout_session_id, row.checkout_url, row.checkout_expires_at
     if session_id is None or url is None or expires_at is None:
         return None
