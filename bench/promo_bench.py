@@ -225,7 +225,7 @@ async def send(options: argparse.Namespace) -> dict[str, Any]:
     sessions = make_sessionmaker(engine)
     bot = Bot("123456:BENCH-token", base_url=f"{options.fake}/bot", request=AiohttpRequest(64))
     async with bot:
-        channel = TelegramPromos(bot, SqlContacts(sessions), lambda: datetime.now(UTC))
+        channel = TelegramPromos(bot, SqlContacts(engine), lambda: datetime.now(UTC))
         broadcaster = Broadcaster(
             SqlCampaigns(sessions), {Channel.TELEGRAM: channel},
             {Channel.TELEGRAM: RateLimiter(options.limit, per_chat=1.0)},

@@ -223,8 +223,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     clock = given.clock or (lambda: datetime.now(UTC))
     engine = make_engine(settings.database_url, keys=data_keys(settings))
     sessions = make_sessionmaker(engine)
-    store, orders = SqlConversationStore(sessions, clock=clock), SqlOrders(sessions)
-    contacts = SqlContacts(sessions)
+    store, orders = SqlConversationStore(engine, clock=clock), SqlOrders(engine)
+    contacts = SqlContacts(engine)
     privacy, audit = SqlPrivacy(sessions), SqlAudit(sessions)
     whatsapp = whatsapp_messenger(settings, contacts=contacts, clock=clock)
     # A messenger override (the terminal demo) would swallow Telegram's replies: no Telegram then.
@@ -283,7 +283,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
                 settings, sessions, contacts=contacts, messenger=chat.messenger, clock=clock,
                 audit=audit,
             ).handlers(),
-        ), UpdateInbox(bot_app, SqlPendingUpdates(sessions), locks, clock))
+        ), UpdateInbox(bot_app, SqlPendingUpdates(engine), locks, clock))
         if bot_app else (None, [])
     )  # fmt: skip
     routes = [

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.constants import MessageLimit
 
 from bot.app import data_keys
@@ -71,10 +72,11 @@ class UsageError(Exception):
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     out = Output(as_json=args.json)
-    async with _campaigns(settings) as campaigns:
+    async with _database(settings) as engine:
+        campaigns, contacts = SqlCampaigns(make_sessionmaker(engine)), SqlContacts(engine)
         match args.promo_command:
             case "send":
-                return await _send(args, settings, campaigns, out)
+                return await _send(args, settings, campaigns, contacts, out)
             case "list":
                 out.campaigns(await campaigns.latest())
             case "status":
@@ -82,16 +84,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 out.status(campaign, await campaigns.tally(campaign.id))
             case "resume":
                 campaign = await _existing(campaigns, args.id)
-                await _deliver(settings, campaigns, campaign, out)
+                await _deliver(settings, campaigns, contacts, campaign, out)
     return 0
 
 
 @asynccontextmanager
-async def _campaigns(settings: Settings) -> AsyncIterator[SqlCampaigns]:
+async def _database(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(settings.database_url, keys=data_keys(settings))
     try:
         await upgrade(engine)
-        yield SqlCampaigns(make_sessionmaker(engine))
+        yield engine
     finally:
         await engine.dispose()
 
@@ -104,7 +106,11 @@ async def _existing(campaigns: SqlCampaigns, campaign_id: int) -> Campaign:
 
 
 async def _send(
-    args: argparse.Namespace, settings: Settings, campaigns: SqlCampaigns, out: Output
+    args: argparse.Namespace,
+    settings: Settings,
+    campaigns: SqlCampaigns,
+    contacts: SqlContacts,
+    out: Output,
 ) -> int:
     promo, audience = _promo(args), _audience(args, settings)
     if args.dry_run:
@@ -113,7 +119,7 @@ async def _send(
     campaign_id = await campaigns.create(promo, audience, created_by="cli")
     await campaigns.start(campaign_id)
     campaign = await _existing(campaigns, campaign_id)
-    await _deliver(settings, campaigns, campaign, out)
+    await _deliver(settings, campaigns, contacts, campaign, out)
     return 0
 
 
@@ -163,9 +169,12 @@ def _audience(args: argparse.Namespace, settings: Settings) -> Audience:
 
 
 async def _deliver(
-    settings: Settings, campaigns: SqlCampaigns, campaign: Campaign, out: Output
+    settings: Settings,
+    campaigns: SqlCampaigns,
+    contacts: SqlContacts,
+    campaign: Campaign,
+    out: Output,
 ) -> None:
-    contacts = SqlContacts(campaigns.sessions)
     tally = await campaigns.tally(campaign.id)
     total = tally.get(RecipientState.PENDING.value, 0) + tally.get(RecipientState.SENDING.value, 0)
     with out.progress(total) as advance:

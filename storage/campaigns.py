@@ -34,12 +34,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversations.broadcast import Promo, Recipient, RecipientState
 from conversations.model import Channel, ChatKey, OrderState
+from storage.db import Sessions
 from storage.models import (
     CampaignRecipientRow,
     CampaignRow,
@@ -48,7 +48,6 @@ from storage.models import (
     UtcDateTime,
 )
 
-Sessions = async_sessionmaker[AsyncSession]
 R = RecipientState
 
 

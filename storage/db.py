@@ -75,6 +75,11 @@ def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+# The ORM's sessions, for the repositories that work with entities (campaigns, privacy, audit);
+# the per-message ones run Core statements on connections of their own (storage.repositories).
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def make_sessionmaker(engine: AsyncEngine) -> Sessions:
     """Return the factory of SQLModel async sessions; objects stay readable after commit."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func
-from sqlalchemy import select as sa_select
+from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import Channel, ChatKey
 from storage.models import PendingUpdateRow
-from storage.repositories import Sessions, _put, _run, delivered
+from storage.repositories import _put, delivered
 
 _TABLE = PendingUpdateRow.__table__
 # The chat's oldest kept update, taken out (built once: it runs for every update).
@@ -24,24 +24,24 @@ _TAKE = (
     delete(_TABLE)
     .where(
         _TABLE.c.update_id
-        == sa_select(func.min(_TABLE.c.update_id))
+        == select(func.min(_TABLE.c.update_id))
         .where(_TABLE.c.chat_hash == bindparam("chat_hash"))
         .scalar_subquery()
     )
     .returning(_TABLE.c.body)
 )
-_MORE = sa_select(_TABLE.c.update_id).where(_TABLE.c.chat_hash == bindparam("chat_hash")).limit(1)
+_MORE = select(_TABLE.c.update_id).where(_TABLE.c.chat_hash == bindparam("chat_hash")).limit(1)
 
 
 @dataclass
 class SqlPendingUpdates:
-    sessions: Sessions
+    engine: AsyncEngine
 
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool:
         """Keep the update and record its delivery (as ``Contacts.first_delivery`` does), in one
         transaction; False, changing nothing, when it was delivered before (a repeat)."""
         kept = {"chat_id": key.chat_id, "chat_hash": key.chat_id, "body": body, "received_at": at}
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             if not await delivered(db, key, str(update_id), at=at):
                 return False
             await _put(db, PendingUpdateRow, {"update_id": update_id}, {}, new=kept)
@@ -56,16 +56,16 @@ class SqlPendingUpdates:
         customer repeats it) rather than handling it twice, which could open a second checkout.
         """
         chat = {"chat_hash": key.chat_id}
-        async with self.sessions() as db:
-            body = (await _run(db, _TAKE, chat)).scalar()
-            more = body is not None and (await _run(db, _MORE, chat)).first() is not None
+        async with self.engine.connect() as db:
+            body = (await db.execute(_TAKE, chat)).scalar()
+            more = body is not None and (await db.execute(_MORE, chat)).first() is not None
             await db.commit()
         return body, more
 
     async def chats(self) -> list[ChatKey]:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped)."""
-        stmt = sa_select(_TABLE.c.chat_id, _TABLE.c.chat_hash)
-        async with self.sessions() as db:
-            rows = (await _run(db, stmt)).all()
+        stmt = select(_TABLE.c.chat_id, _TABLE.c.chat_hash)
+        async with self.engine.connect() as db:
+            rows = (await db.execute(stmt)).all()
         by_hash = {row.chat_hash: row.chat_id for row in rows}
         return [ChatKey(Channel.TELEGRAM, chat_id) for chat_id in by_hash.values()]

@@ -25,8 +25,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from conversations.limits import DAY, HOUR, CheckoutUsage, RecipientUsage
 from conversations.model import ChatKey, OrderState, PersonalData
 from storage.crypto import EncryptedColumn, WrongDataKeys, keys_of
+from storage.db import Sessions
 from storage.models import AuditRow, ConversationRow, CustomerRow, OrderRow, SavedLineRow
-from storage.repositories import Sessions, _find_customer, _saved_lines, customer_of
+from storage.repositories import _saved_lines, customer_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class SqlPrivacy:
             customer = await _find_customer(db, key)
             if customer is None:
                 return PersonalData()
-            lines = await _saved_lines(db, customer.id)
+            lines = await _saved_lines(await db.connection(), customer.id)
             # Encrypted values cannot be compared in SQL (each token is salted): count here.
             names = select(OrderRow.owner_name).where(OrderRow.customer_id == customer.id)
             count = sum(1 for name in (await db.exec(names)).all() if name != BLANK)
@@ -158,6 +159,13 @@ class SqlPrivacy:
         async with self.sessions() as db:
             count, amount = (await db.exec(stmt)).one()
         return RecipientUsage(count, amount)
+
+
+async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:
+    stmt = select(CustomerRow).where(
+        CustomerRow.channel == key.channel.value, CustomerRow.chat_hash == key.chat_id
+    )
+    return (await db.exec(stmt)).first()
 
 
 async def _erase(db: AsyncSession, customer_id: int, *, at: datetime) -> None:

@@ -1,9 +1,11 @@
 """SQL implementations of the core's storage ports, and the mapping between rows and core types.
 
 ``SqlConversationStore`` is the ``ConversationStore``; ``SqlOrders`` is both ``Orders`` and
-``OrderWork``. Each method is one short transaction. Every order state change is a conditional
-UPDATE (from the expected states only), so racing callers cannot both win. Upserts use
-``INSERT … ON CONFLICT``, which SQLite and PostgreSQL share.
+``OrderWork``. Each method is one short transaction on a connection of its own, in Core
+statements: no ORM session, whose bookkeeping was a fifth of the database work of an update
+(bench/). Every order state change is a conditional UPDATE (from the expected states only), so
+racing callers cannot both win. Upserts use ``INSERT … ON CONFLICT``, which SQLite and PostgreSQL
+share.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Executable,
     Result,
     Row,
     Select,
@@ -28,14 +29,13 @@ from sqlalchemy import (
     func,
     insert,
     or_,
+    select,
     update,
 )
-from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
 
 from conversations.model import (
     SETTLED_STATES,
@@ -68,8 +68,6 @@ _ORDERS = OrderRow.__table__
 _ORDER = _ORDERS.c
 _INSERT_ORDER = insert(_ORDERS)
 
-Sessions = async_sessionmaker[AsyncSession]
-
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -79,14 +77,14 @@ def _utc_now() -> datetime:
 class SqlConversationStore:
     """Chat state per conversation, plus the customer's consent and saved lines."""
 
-    sessions: Sessions
+    engine: AsyncEngine
     # save() is given no time, so the conversation's updated_at comes from this clock.
     clock: Callable[[], datetime] = _utc_now
 
     async def load(self, key: ChatKey) -> Session:
         """Return the chat's session with the customer's profile; an unknown chat starts afresh."""
-        async with self.sessions() as db:
-            found = (await _run(db, _CHAT_STATE, _chat(key))).first()
+        async with self.engine.connect() as db:
+            found = (await db.execute(_CHAT_STATE, _chat(key))).first()
             if found is None:
                 return Session()
             profile = Profile(
@@ -100,7 +98,7 @@ class SqlConversationStore:
     async def save(self, key: ChatKey, session: Session) -> None:
         """Store the chat's state; the profile is kept by record_consent and remember_line."""
         now = self.clock()
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             customer_id = await _customer_id(db, key, at=now)
             values = {"state": dump_session(session), "updated_at": now}
             await _put(db, ConversationRow, {"customer_id": customer_id}, values)
@@ -108,7 +106,7 @@ class SqlConversationStore:
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
         """Record that the customer accepted privacy notice ``version`` at ``at``."""
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             await _customer_id(db, key, at=at, consent_version=version, consented_at=at)
             await db.commit()
 
@@ -119,13 +117,13 @@ class SqlConversationStore:
             values["promos_opt_in_at"] = at if opt_in else None
         if opt_in:
             values["opted_out_at"] = None
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             await _customer_id(db, key, at=at, **values)
             await db.commit()
 
     async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None:
         """Save the line for next time, replacing the owner and document if it was saved before."""
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             customer_id = await _customer_id(db, key, at=at)
             values = {
                 "owner_name": line.owner_name,
@@ -143,45 +141,45 @@ class SqlConversationStore:
 class SqlOrders:
     """Orders and the worker's view of them (implements ``Orders`` and ``OrderWork``)."""
 
-    sessions: Sessions
+    engine: AsyncEngine
 
     async def add(self, order: Order) -> None:
         """Store a new order (and its customer, the first time)."""
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             customer_id = await _customer_id(db, order.key, at=order.created_at)
-            await _run(db, _INSERT_ORDER, _order_row(order, customer_id).model_dump())
+            await db.execute(_INSERT_ORDER, _order_row(order, customer_id).model_dump())
             await db.commit()
 
     async def get(self, order_id: str) -> Order | None:
         """Return the order, or None if there is no such order."""
-        async with self.sessions() as db:
-            row = (await _run(db, sa_select(_ORDERS).where(_ORDER.id == order_id))).first()
+        async with self.engine.connect() as db:
+            row = (await db.execute(select(_ORDERS).where(_ORDER.id == order_id))).first()
         return _order(row) if row else None
 
     async def recent(self, key: ChatKey, *, limit: int) -> Sequence[Order]:
         """Return the chat's latest orders that reached a checkout, newest first."""
         stmt = (
-            sa_select(_ORDERS)
+            select(_ORDERS)
             .where(_ORDER.customer_id == customer_of(key), _ORDER.checkout_session_id.is_not(None))
             .order_by(_ORDER.created_at.desc(), _ORDER.id.desc())
             .limit(limit)
         )
-        async with self.sessions() as db:
-            rows = (await _run(db, stmt)).all()
+        async with self.engine.connect() as db:
+            rows = (await db.execute(stmt)).all()
         return [_order(row) for row in rows]
 
     async def day_stats(self, *, start: datetime, end: datetime) -> OrderStats:
         """Count the orders created in [start, end) by outcome, and those still unfinished."""
-        state, created = col(OrderRow.state), col(OrderRow.created_at)
+        state, created = _ORDER.state, _ORDER.created_at
         by_state = (
-            select(state, func.count(), func.sum(col(OrderRow.amount_cents)))
+            select(state, func.count(), func.sum(_ORDER.amount_cents))
             .where(created >= start, created < end)
             .group_by(state)
         )
         open_now = select(func.count()).where(state.in_([s.value for s in _OPEN_STATES]))
-        async with self.sessions() as db:
-            rows = {row[0]: (row[1], row[2] or 0) for row in (await db.exec(by_state)).all()}
-            pending = (await db.exec(open_now)).one()
+        async with self.engine.connect() as db:
+            rows = {row[0]: (row[1], row[2] or 0) for row in (await db.execute(by_state)).all()}
+            pending = (await db.execute(open_now)).scalar_one()
         return OrderStats.of(rows, pending=pending)
 
     async def move(
@@ -195,10 +193,10 @@ class SqlOrders:
         event_id: str | None = None,
     ) -> bool:
         """Change state only from one of ``from_``, recording ``event_id`` in the same commit."""
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             if event_id is not None and not await _record_event(db, event_id, order_id, at):
                 return False
-            moved = await _run(db, _moving(order_id, from_=from_, to=to, at=at, changes=changes))
+            moved = await db.execute(_moving(order_id, from_=from_, to=to, at=at, changes=changes))
             if moved.rowcount != 1:
                 await db.rollback()  # the event stays unrecorded, so a retry can still apply it
                 return False
@@ -208,13 +206,13 @@ class SqlOrders:
     async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
         """Return the orders a worker must push on, oldest first, at most 500 per pass."""
         stmt = (
-            sa_select(_ORDERS)
+            select(_ORDERS)
             .where(_needs_work(now=now, stale_before=stale_before))
             .order_by(_ORDER.created_at, _ORDER.id)
             .limit(UNFINISHED_LIMIT)
         )
-        async with self.sessions() as db:
-            rows = (await _run(db, stmt)).all()
+        async with self.engine.connect() as db:
+            rows = (await db.execute(stmt)).all()
         return [_order(row) for row in rows]
 
     async def claim_notice(
@@ -238,8 +236,8 @@ class SqlOrders:
         await self._update(stmt)
 
     async def _update(self, stmt: Update) -> int:
-        async with self.sessions() as db:
-            changed = (await _run(db, stmt)).rowcount
+        async with self.engine.connect() as db:
+            changed = (await db.execute(stmt)).rowcount
             await db.commit()
         return changed
 
@@ -274,11 +272,11 @@ class OrderStats:
 class SqlContacts:
     """Inbound message dedupe and each customer's reachability (implements ``Contacts``)."""
 
-    sessions: Sessions
+    engine: AsyncEngine
 
     async def first_delivery(self, key: ChatKey, message_id: str, *, at: datetime) -> bool:
         """Record the inbound message id; False, changing nothing, if it was seen before."""
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             if not await delivered(db, key, message_id, at=at):
                 return False
             await db.commit()
@@ -286,8 +284,8 @@ class SqlContacts:
 
     async def contact(self, key: ChatKey) -> Contact:
         """How the customer may be reached; an unknown chat has never written."""
-        async with self.sessions() as db:
-            row = (await _run(db, _CONTACT, _chat(key))).first()
+        async with self.engine.connect() as db:
+            row = (await db.execute(_CONTACT, _chat(key))).first()
         if row is None:
             return Contact()
         return Contact(
@@ -308,7 +306,7 @@ class SqlContacts:
             "unreachable_at": unreachable, "opted_out_at": opted_out, "promos_opt_in_at": promos,
         }  # fmt: skip
         values = {name: at if on else None for name, on in flags.items() if on is not None}
-        async with self.sessions() as db:
+        async with self.engine.connect() as db:
             await _customer_id(db, key, at=at, **values)
             await db.commit()
 
@@ -340,7 +338,7 @@ def _upsert(
 
 
 async def _put(
-    db: AsyncSession,
+    db: AsyncConnection,
     model: type[SQLModel],
     keys: dict[str, Any],
     values: dict[str, Any],
@@ -350,12 +348,12 @@ async def _put(
 ) -> Result[Any]:
     """Insert the row (with ``new`` too), or set ``values`` on the row with the same unique
     ``keys``; with no ``values``, a row already there is left as it is."""
-    dialect = db.get_bind().dialect.name
+    dialect = db.dialect.name
     stmt = _upsert(dialect, model.__table__, tuple(keys), tuple(values), returning)
-    return await _run(db, stmt, {**keys, **(new or {}), **values})
+    return await db.execute(stmt, {**keys, **(new or {}), **values})
 
 
-async def _customer_id(db: AsyncSession, key: ChatKey, *, at: datetime, **also: Any) -> int:
+async def _customer_id(db: AsyncConnection, key: ChatKey, *, at: datetime, **also: Any) -> int:
     """Create the chat's customer if missing, mark it seen at ``at``, and return its id."""
     keys = {"channel": key.channel.value, "chat_hash": key.chat_id}
     new = {"chat_id": key.chat_id, "created_at": at}
@@ -363,7 +361,7 @@ async def _customer_id(db: AsyncSession, key: ChatKey, *, at: datetime, **also: 
     return (await _put(db, CustomerRow, keys, values, new=new, returning="id")).scalar_one()
 
 
-async def delivered(db: AsyncSession, key: ChatKey, message_id: str, *, at: datetime) -> bool:
+async def delivered(db: AsyncConnection, key: ChatKey, message_id: str, *, at: datetime) -> bool:
     """Record an inbound message id and that the chat wrote at ``at`` (so it is reachable again);
     False, with nothing written, when the id was seen before. The caller commits."""
     keys = {"channel": key.channel.value, "message_id": message_id}
@@ -373,30 +371,14 @@ async def delivered(db: AsyncSession, key: ChatKey, message_id: str, *, at: date
     return True
 
 
-async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:
-    stmt = select(CustomerRow).where(
-        CustomerRow.channel == key.channel.value, CustomerRow.chat_hash == key.chat_id
-    )
-    return (await db.exec(stmt)).first()
-
-
 def customer_of(key: ChatKey) -> Any:
     """The chat's customer id as a scalar subquery (chats are found by their keyed hash)."""
     return _select_customer(key, CustomerRow.__table__.c.id).scalar_subquery()
 
 
-async def _run(
-    db: AsyncSession, stmt: Executable, params: dict[str, Any] | None = None
-) -> Result[Any]:
-    """Execute a Core statement on the session's connection: the per-message reads and writes go
-    this way, the same SQL as through the ORM at about half the CPU (no entities, no unit of
-    work; bench/, the profile)."""
-    return await (await db.connection()).execute(stmt, params)
-
-
 def _select_customer(key: ChatKey, *columns: Any) -> Select[Any]:
     customer = CustomerRow.__table__.c
-    return sa_select(*columns).where(
+    return select(*columns).where(
         customer.channel == key.channel.value, customer.chat_hash == key.chat_id
     )
 
@@ -412,7 +394,7 @@ def _chat(key: ChatKey) -> dict[str, Any]:
 
 def _of_chat(*columns: Any) -> Select[Any]:
     customer = CustomerRow.__table__.c
-    return sa_select(*columns).where(
+    return select(*columns).where(
         customer.channel == bindparam("chat_channel"), customer.chat_hash == bindparam("chat_hash")
     )
 
@@ -433,12 +415,12 @@ _C = CustomerRow.__table__.c
 _CONTACT = _of_chat(_C.last_inbound_at, _C.unreachable_at, _C.opted_out_at)
 _L = SavedLineRow.__table__.c
 _SAVED_LINES = (
-    sa_select(_L.msisdn, _L.owner_name, _L.doc_type, _L.doc_number)
+    select(_L.msisdn, _L.owner_name, _L.doc_type, _L.doc_number)
     .where(_L.customer_id == bindparam("customer_id"))
     .order_by(_L.updated_at.desc(), _L.id.desc())
 )
 _LAST_PURCHASE = (
-    sa_select(_ORDERS)
+    select(_ORDERS)
     .where(
         _ORDER.customer_id == bindparam("customer_id"),
         _ORDER.state == OrderState.COMPLETED.value,
@@ -448,19 +430,19 @@ _LAST_PURCHASE = (
 )
 
 
-async def _saved_lines(db: AsyncSession, customer_id: int | None) -> tuple[Line, ...]:
+async def _saved_lines(db: AsyncConnection, customer_id: int | None) -> tuple[Line, ...]:
     """The customer's lines, the most recently given first."""
-    rows = (await _run(db, _SAVED_LINES, {"customer_id": customer_id})).all()
+    rows = (await db.execute(_SAVED_LINES, {"customer_id": customer_id})).all()
     return tuple(_line(row) for row in rows)
 
 
-async def _last_purchase(db: AsyncSession, customer_id: int | None) -> Purchase | None:
+async def _last_purchase(db: AsyncConnection, customer_id: int | None) -> Purchase | None:
     """What the customer's most recent completed order bought, for "Repetir última recarga"."""
-    row = (await _run(db, _LAST_PURCHASE, {"customer_id": customer_id})).first()
+    row = (await db.execute(_LAST_PURCHASE, {"customer_id": customer_id})).first()
     return _purchase(row) if row else None
 
 
-async def _record_event(db: AsyncSession, event_id: str, order_id: str, at: datetime) -> bool:
+async def _record_event(db: AsyncConnection, event_id: str, order_id: str, at: datetime) -> bool:
     """Mark the webhook event processed; False (and nothing changed) if it already was."""
     keys, new = {"event_id": event_id}, {"order_id": order_id, "processed_at": at}
     try:  # a repeat changes nothing; an unknown order breaks the foreign key

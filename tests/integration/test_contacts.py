@@ -9,7 +9,7 @@ import pytest
 
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contact
-from storage.db import make_engine, make_sessionmaker
+from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.repositories import SqlContacts
 
@@ -22,7 +22,7 @@ WHATSAPP = ChatKey(Channel.WHATSAPP, "+51987654321")
 async def contacts(database_url):
     engine = make_engine(database_url)
     await upgrade(engine)
-    yield SqlContacts(make_sessionmaker(engine))
+    yield SqlContacts(engine)
     await engine.dispose()
 
 

@@ -31,7 +31,7 @@ from conversations.model import (
 )
 from conversations.ports import OrderChanges
 from conversations.session import Draft, Payment, Profile, Session, Step
-from storage.db import make_engine, make_sessionmaker
+from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.pending_updates import SqlPendingUpdates
 from storage.repositories import SqlConversationStore, SqlOrders
@@ -64,12 +64,12 @@ async def engine(url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def store(engine: AsyncEngine) -> SqlConversationStore:
-    return SqlConversationStore(make_sessionmaker(engine), clock=lambda: T0)
+    return SqlConversationStore(engine, clock=lambda: T0)
 
 
 @pytest.fixture
 def orders(engine: AsyncEngine) -> SqlOrders:
-    return SqlOrders(make_sessionmaker(engine))
+    return SqlOrders(engine)
 
 
 # ---------------------------------------------------------------- test data
@@ -465,7 +465,7 @@ async def test_of_concurrent_notice_claims_exactly_one_wins(orders: SqlOrders):
 async def test_the_inbox_gives_a_chats_updates_oldest_first_and_says_when_none_are_left(
     engine: AsyncEngine,
 ):
-    inbox = SqlPendingUpdates(make_sessionmaker(engine))
+    inbox = SqlPendingUpdates(engine)
     chat, other = a_key("1001"), a_key("2002")
     for key, update_id in ((chat, 11), (other, 5), (chat, 10)):
         assert await inbox.add(key, update_id, f'{{"update_id": {update_id}}}', at=T0)
@@ -477,7 +477,7 @@ async def test_the_inbox_gives_a_chats_updates_oldest_first_and_says_when_none_a
 
 
 async def test_an_update_delivered_before_is_not_kept_again(engine: AsyncEngine):
-    inbox = SqlPendingUpdates(make_sessionmaker(engine))
+    inbox = SqlPendingUpdates(engine)
     assert await inbox.add(a_key(), 10, '{"update_id": 10}', at=T0)
     assert await inbox.take(a_key()) == ('{"update_id": 10}', False)
 

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
 from conversations.model import Channel, ChatKey
 from storage.campaigns import SqlCampaigns
-from storage.db import make_engine, make_sessionmaker
+from storage.db import Sessions, make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.repositories import SqlContacts, SqlConversationStore
 from tests.fake_telegram import serving
@@ -72,21 +71,26 @@ class Customers:
 
 
 @pytest.fixture
-async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(settings.database_url)
     await upgrade(engine)
-    yield make_sessionmaker(engine)
+    yield engine
     await engine.dispose()
 
 
 @pytest.fixture
-def campaigns(sessions: async_sessionmaker[AsyncSession]) -> SqlCampaigns:
+def sessions(engine: AsyncEngine) -> Sessions:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def campaigns(sessions: Sessions) -> SqlCampaigns:
     return SqlCampaigns(sessions, clock=lambda: NOW)
 
 
 @pytest.fixture
-def customers(sessions: async_sessionmaker[AsyncSession]) -> Customers:
-    return Customers(SqlContacts(sessions), SqlConversationStore(sessions))
+def customers(engine: AsyncEngine) -> Customers:
+    return Customers(SqlContacts(engine), SqlConversationStore(engine))
 
 
 @pytest.fixture

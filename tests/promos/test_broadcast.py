@@ -31,13 +31,17 @@ S = RecipientState
 
 @asynccontextmanager
 async def sender(
-    fake_api: tuple[LimitedBotApi, str], campaigns: SqlCampaigns, rate: float, **knobs: int
+    fake_api: tuple[LimitedBotApi, str],
+    campaigns: SqlCampaigns,
+    contacts: SqlContacts,
+    rate: float,
+    **knobs: int,
 ) -> AsyncIterator[Broadcaster]:
     """A broadcaster over a promo Bot of its own, paced at ``rate`` and 1 s per chat."""
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     bot = Bot("123456:TEST-token", base_url=fake_api[1], request=AiohttpRequest(64))
     async with bot:
-        channel = TelegramPromos(bot, SqlContacts(campaigns.sessions), lambda: NOW)
+        channel = TelegramPromos(bot, contacts, lambda: NOW)
         limiter = RateLimiter(rate, per_chat=1.0)
         yield Broadcaster(
             campaigns, {Channel.TELEGRAM: channel}, {Channel.TELEGRAM: limiter}, **knobs
@@ -58,7 +62,7 @@ async def test_300_recipients_at_the_limit_each_once_at_90_percent_of_the_rate(
     campaign_id = await started(campaigns)
 
     # Paced 5% under the fake's limit of 100/s: network jitter must not push it over.
-    async with sender(paced_api, campaigns, rate=95) as broadcaster:
+    async with sender(paced_api, campaigns, customers.contacts, rate=95) as broadcaster:
         counts = await broadcaster.run(campaign_id, PROMO)
 
     assert api.per_chat == {key.chat_id: 1 for key in keys}  # nobody twice, nobody lost
@@ -77,7 +81,9 @@ async def test_every_429_past_the_limit_is_retried_until_delivered(
     api = paced_api[0]
     campaign_id = await started(campaigns)
 
-    async with sender(paced_api, campaigns, rate=400, max_retries=20) as broadcaster:
+    async with sender(
+        paced_api, campaigns, customers.contacts, rate=400, max_retries=20
+    ) as broadcaster:
         counts = await broadcaster.run(campaign_id, PROMO)  # four times the fake's limit
 
     assert api.too_many > 0
@@ -113,10 +119,10 @@ async def test_killed_five_times_and_resumed_each_gets_it_once_and_unknown_only_
 
     for _ in range(5):
         crashed = SqlCampaigns(campaigns.sessions, clock=campaigns.clock)  # a new process
-        async with sender(paced_api, crashed, rate=100) as broadcaster:
+        async with sender(paced_api, crashed, customers.contacts, rate=100) as broadcaster:
             await killed_after(broadcaster, campaign_id, outcomes=chance.randint(1, 50))
         in_flight.append((await campaigns.tally(campaign_id)).get(S.SENDING.value, 0))
-    async with sender(paced_api, campaigns, rate=100) as broadcaster:
+    async with sender(paced_api, campaigns, customers.contacts, rate=100) as broadcaster:
         await broadcaster.run(campaign_id, PROMO)
 
     unknown = await chats_in(campaigns.sessions, campaign_id, S.UNKNOWN)
@@ -152,7 +158,7 @@ async def test_opted_out_blocked_and_never_asked_customers_get_nothing(
     campaign_id = await started(campaigns)
     await customers.store.record_promos(changes_mind, opt_in=False, at=NOW)  # after the draw
 
-    async with sender(fake_api, campaigns, rate=100) as broadcaster:
+    async with sender(fake_api, campaigns, customers.contacts, rate=100) as broadcaster:
         counts = await broadcaster.run(campaign_id, PROMO)
 
     assert set(api.per_chat) == {key.chat_id for key in yes}
@@ -171,7 +177,7 @@ async def test_a_send_telegram_refuses_is_failed_and_not_sent_again(
     api.refuse("sendMessage", not_found, chat_id=refused)
     campaign_id = await started(campaigns)
 
-    async with sender(fake_api, campaigns, rate=100) as broadcaster:
+    async with sender(fake_api, campaigns, customers.contacts, rate=100) as broadcaster:
         counts = await broadcaster.run(campaign_id, PROMO)
 
     assert (counts[S.SENT], counts[S.FAILED], counts["retried"]) == (2, 1, 0)
@@ -189,7 +195,7 @@ async def test_a_promo_with_an_image_goes_as_a_photo_with_the_text_as_its_captio
     await campaigns.start(campaign_id)
     stored = (await campaigns.get(campaign_id)).promo
 
-    async with sender(fake_api, campaigns, rate=100) as broadcaster:
+    async with sender(fake_api, campaigns, customers.contacts, rate=100) as broadcaster:
         await broadcaster.run(campaign_id, stored)
 
     photos = api.of("sendPhoto")

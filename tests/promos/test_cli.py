@@ -37,7 +37,7 @@ async def keyed(cli_settings: Settings) -> AsyncIterator[tuple[Customers, SqlCam
     engine = make_engine(cli_settings.database_url, keys=data_keys(cli_settings))
     await upgrade(engine)
     sessions = make_sessionmaker(engine)
-    yield Customers(SqlContacts(sessions), SqlConversationStore(sessions)), SqlCampaigns(sessions)
+    yield Customers(SqlContacts(engine), SqlConversationStore(engine)), SqlCampaigns(sessions)
     await engine.dispose()
 
 

@@ -36,9 +36,8 @@ def window() -> Window:
 
 def parts(bot):
     _, services = bot
-    sessions = make_sessionmaker(services.engine)
-    contacts = SqlContacts(sessions)
-    return services, SqlCampaigns(sessions), Customers(contacts, SqlConversationStore(sessions))
+    contacts, store = SqlContacts(services.engine), SqlConversationStore(services.engine)
+    return services, SqlCampaigns(make_sessionmaker(services.engine)), Customers(contacts, store)
 
 
 @pytest.fixture
@@ -93,14 +92,13 @@ async def test_the_first_recharge_asks_once_about_promos_and_si_opts_in_at_that_
 
 async def test_audience_filters_read_the_customers_completed_recharges(timed_bot, api, clock):
     app, services = timed_bot
-    sessions = make_sessionmaker(services.engine)
-    campaigns = SqlCampaigns(sessions, clock=clock)
+    campaigns = SqlCampaigns(make_sessionmaker(services.engine), clock=clock)
     maria, pedro = TelegramUser(app, services, api, 2001), TelegramUser(app, services, api, 2002)
     await recharge(maria)  # completed today
     await maria.press("promos:si")
     await pedro.to_payment_link()  # an order, never paid: not a recharge
     await pedro.say("/promos si")
-    ana = await Customers(SqlContacts(sessions), SqlConversationStore(sessions)).add(2003)
+    ana = await parts(timed_bot)[2].add(2003)
     clock.advance(days=10)
 
     inactive_30, inactive_7 = (Audience((Channel.TELEGRAM,), inactive_days=n) for n in (30, 7))

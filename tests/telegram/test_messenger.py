@@ -14,7 +14,6 @@ from adapters.telegram_messenger import TelegramMessenger
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
-from storage.db import make_sessionmaker
 from storage.repositories import SqlContacts
 from tests.fake_telegram import BLOCKED, retry_after
 
@@ -27,7 +26,7 @@ BAD_GATEWAY = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
 @pytest.fixture
 def contacts(bot) -> SqlContacts:
     _, services = bot
-    return SqlContacts(make_sessionmaker(services.engine))
+    return SqlContacts(services.engine)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from conversations.model import Channel, ChatKey
-from storage.db import make_sessionmaker
 from storage.pending_updates import SqlPendingUpdates
 from tests.telegram.user import TelegramUser, message_update
 
@@ -43,7 +42,7 @@ async def test_updates_accepted_before_a_crash_are_handled_in_order_at_the_next_
     """An update that got its 200 is kept in the database, not in memory: a crash keeps it."""
     key = ChatKey(Channel.TELEGRAM, "8101")
     async with running(telegram_settings) as (_, services):  # dies before handling these
-        kept = SqlPendingUpdates(make_sessionmaker(services.engine))
+        kept = SqlPendingUpdates(services.engine)
         for update in (message_update(8101, "/ayuda", 71), message_update(8101, "/start", 70)):
             await kept.add(key, update["update_id"], json.dumps(update), at=services.chat.clock())
 

@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conversations.errors import NotDeliverableNow
 from conversations.messages import Reply
 from conversations.ports import Contact
-from storage.db import make_sessionmaker
 from storage.repositories import SqlContacts
 from tests.fake_twilio import FakeTwilio
 from tests.whatsapp.phone import Phone
@@ -22,7 +21,7 @@ def promos(phone: Phone) -> int:
 
 
 async def contact(engine: AsyncEngine, phone: Phone) -> Contact:
-    return await SqlContacts(make_sessionmaker(engine)).contact(phone.key)
+    return await SqlContacts(engine).contact(phone.key)
 
 
 @pytest.mark.parametrize(("stop", "resume"), [("BAJA", "ALTA"), ("stop", "Start")])

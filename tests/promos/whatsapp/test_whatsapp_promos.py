@@ -30,7 +30,7 @@ async def run(bot, settings, clock, promo: Promo, **pace: float) -> tuple[int, d
     campaign_id = await campaigns.create(promo, WHATSAPP, created_by="test")
     await campaigns.start(campaign_id)
     settings = settings.model_copy(update=pace)
-    async with promo_channels(settings, SqlContacts(sessions), clock) as channels:
+    async with promo_channels(settings, SqlContacts(bot.engine), clock) as channels:
         counts = await broadcaster(settings, campaigns, channels).run(campaign_id, promo)
     return campaign_id, counts, campaigns
 
@@ -66,7 +66,7 @@ async def test_window_template_baja_and_21610_decide_who_gets_what(
         assert promos_to(twilio, phone) == []
     assert (counts["sent"], counts["opted_out"]) == (2, 1)
     assert (without["sent"], without["skipped"]) == (1, 1)  # late: no template, skipped
-    contact = await SqlContacts(make_sessionmaker(bot.engine)).contact(stop.key)
+    contact = await SqlContacts(bot.engine).contact(stop.key)
     assert contact.opted_out and contact.unreachable
 
 
