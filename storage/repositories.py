@@ -91,7 +91,7 @@ class SqlConversationStore:
                 consented=found.consent_version is not None,
                 promos_asked=found.promos_asked_at is not None,
                 lines=await _saved_lines(db, found.id),
-                last=await _last_purchase(db, found.id),
+                last=_purchase(found) if found.product_code is not None else None,
             )
         return load_session(found.state, profile)
 
@@ -399,14 +399,37 @@ def _of_chat(*columns: Any) -> Select[Any]:
     )
 
 
+# The order columns _purchase reads.
+_BOUGHT = (
+    "msisdn", "owner_name", "doc_type", "doc_number", "product_code", "product_kind",
+    "product_name", "product_details", "validity_days", "amount_cents",
+)  # fmt: skip
+
+
 def _chat_state() -> Select[Any]:
-    """The chat's customer (id, consent, promo question) and stored state, in one row."""
-    customer, conversation = CustomerRow.__table__.c, ConversationRow.__table__.c
-    stmt = _of_chat(
-        customer.id, customer.consent_version, customer.promos_asked_at, conversation.state
+    """The chat's customer (id, consent, promo question), its stored state and what its latest
+    completed order bought (for "Repetir última recarga"), in one row."""
+    customers, conversations = CustomerRow.__table__, ConversationRow.__table__
+    customer, conversation, done = customers.c, conversations.c, _ORDERS.alias("done").c
+    latest = (
+        select(done.id)
+        .where(done.customer_id == customer.id, done.state == OrderState.COMPLETED.value)
+        .order_by(done.created_at.desc(), done.id.desc())
+        .limit(1)
+        .correlate(customers)
+        .scalar_subquery()
     )
-    return stmt.outerjoin_from(
-        CustomerRow.__table__, ConversationRow.__table__, conversation.customer_id == customer.id
+    stmt = _of_chat(
+        customer.id,
+        customer.consent_version,
+        customer.promos_asked_at,
+        conversation.state,
+        *(_ORDER[name] for name in _BOUGHT),
+    )
+    return stmt.select_from(
+        customers.outerjoin(conversations, conversation.customer_id == customer.id).outerjoin(
+            _ORDERS, _ORDER.id == latest
+        )
     )
 
 
@@ -419,27 +442,12 @@ _SAVED_LINES = (
     .where(_L.customer_id == bindparam("customer_id"))
     .order_by(_L.updated_at.desc(), _L.id.desc())
 )
-_LAST_PURCHASE = (
-    select(_ORDERS)
-    .where(
-        _ORDER.customer_id == bindparam("customer_id"),
-        _ORDER.state == OrderState.COMPLETED.value,
-    )
-    .order_by(_ORDER.created_at.desc(), _ORDER.id.desc())
-    .limit(1)
-)
 
 
 async def _saved_lines(db: AsyncConnection, customer_id: int | None) -> tuple[Line, ...]:
     """The customer's lines, the most recently given first."""
     rows = (await db.execute(_SAVED_LINES, {"customer_id": customer_id})).all()
     return tuple(_line(row) for row in rows)
-
-
-async def _last_purchase(db: AsyncConnection, customer_id: int | None) -> Purchase | None:
-    """What the customer's most recent completed order bought, for "Repetir última recarga"."""
-    row = (await db.execute(_LAST_PURCHASE, {"customer_id": customer_id})).first()
-    return _purchase(row) if row else None
 
 
 async def _record_event(db: AsyncConnection, event_id: str, order_id: str, at: datetime) -> bool:

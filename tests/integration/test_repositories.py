@@ -231,6 +231,21 @@ async def test_last_purchase_is_the_latest_completed_order(
     assert last == Purchase(a_line(), a_product(1000))
 
 
+async def test_another_chats_purchase_is_not_the_last_one(
+    store: SqlConversationStore, orders: SqlOrders
+):
+    other = replace(
+        an_order(
+            "theirs", state=S.COMPLETED, key=a_key("2002"), created_at=T0 + timedelta(hours=1)
+        ),
+        purchase=Purchase(a_line("912345678"), a_product(3000)),
+    )
+    await seed(orders, an_order("mine", state=S.PAID), other)
+
+    assert (await store.load(a_key())).profile.last is None
+    assert (await store.load(a_key("2002"))).profile.last == other.purchase
+
+
 async def test_the_same_chat_id_on_two_channels_is_two_customers(store: SqlConversationStore):
     await store.record_consent(a_key("7", Channel.TELEGRAM), version="2026-01", at=T0)
 
