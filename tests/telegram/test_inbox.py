@@ -1,0 +1,95 @@
+"""The inbox hands its drain the update the webhook parsed, and holds only so many of them."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from telegram import Update
+from telegram.ext import Application, TypeHandler
+
+from bot.settings import Settings
+from bot.telegram import PARSED_KEPT, UpdateInbox, telegram_application
+from conversations.model import ChatKey
+from conversations.service import KeyedLocks
+from tests.telegram.user import message_update
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+@dataclass
+class Kept:
+    """The kept updates of one replica's database; ``others`` take theirs first."""
+
+    bodies: deque[str] = field(default_factory=deque)
+    others: bool = False
+
+    async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool:
+        self.bodies.append(body)
+        return True
+
+    async def take(self, key: ChatKey) -> tuple[str | None, bool]:
+        if self.others or not self.bodies:
+            return None, False
+        return self.bodies.popleft(), bool(self.bodies)
+
+    async def chats(self) -> list[ChatKey]:
+        return []
+
+
+@pytest.fixture
+async def application(telegram_settings: Settings) -> AsyncIterator[Application]:
+    """The bot's PTB Application against the fake Bot API, running (as its drains need)."""
+    application = telegram_application(telegram_settings)
+    async with application:
+        await application.start()
+        yield application
+        if application.running:
+            await application.stop()
+
+
+def inbox(application: Application, kept: Kept) -> tuple[UpdateInbox, list[Update]]:
+    """An inbox over ``kept`` whose handler records the updates handled."""
+    handled: list[Update] = []
+
+    async def record(update: Update, _context: object) -> None:
+        handled.append(update)
+
+    application.add_handler(TypeHandler(Update, record))
+    return UpdateInbox(application, kept, KeyedLocks(), lambda: NOW), handled
+
+
+async def accept(box: UpdateInbox, chat_id: int, update_id: int) -> Update:
+    data = message_update(chat_id, "hola", update_id)
+    update = Update.de_json(data, box.application.bot)
+    await box.accept(update, json.dumps(data))
+    return update
+
+
+async def test_the_drain_handles_the_update_the_webhook_parsed_and_then_holds_none(application):
+    box, handled = inbox(application, Kept())
+
+    given = [await accept(box, 3001, update_id) for update_id in (10, 11)]
+    await application.stop()  # waits for the drains it was given
+
+    assert [update.update_id for update in handled] == [10, 11]
+    assert all(got is sent for got, sent in zip(handled, given, strict=True))
+    assert box._parsed == {}
+
+
+async def test_updates_another_replica_takes_are_held_at_most_parsed_kept_oldest_dropped(
+    application,
+):
+    box, handled = inbox(application, Kept(others=True))
+
+    for update_id in range(PARSED_KEPT + 3):
+        await accept(box, 4000 + update_id % 7, update_id)
+    await application.stop()
+
+    assert handled == []
+    assert len(box._parsed) == PARSED_KEPT
+    assert min(box._parsed) == 3  # the three oldest went first
