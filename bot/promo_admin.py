@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Update, User
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
 
@@ -30,6 +28,7 @@ from conversations.messages import Option, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contacts, Messenger
 from storage.campaigns import Audience, SqlCampaigns
+from storage.db import Sessions
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ def _preview(campaign_id: int, text: str, sizes: dict[str, int]) -> Reply:
 
 def promo_admin(
     settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     *,
     contacts: Contacts,
     messenger: Messenger,
