@@ -55,6 +55,10 @@ class Customers:
     contacts: SqlContacts
     store: SqlConversationStore
 
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> Customers:
+        return cls(SqlContacts(engine), SqlConversationStore(engine))
+
     async def add(
         self, chat_id: int, *, opt_in: bool | None = True, consent: bool = True
     ) -> ChatKey:
@@ -90,7 +94,7 @@ def campaigns(sessions: Sessions) -> SqlCampaigns:
 
 @pytest.fixture
 def customers(engine: AsyncEngine) -> Customers:
-    return Customers(SqlContacts(engine), SqlConversationStore(engine))
+    return Customers.of(engine)
 
 
 @pytest.fixture

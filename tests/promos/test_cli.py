@@ -16,7 +16,6 @@ from conversations.broadcast import Promo, RecipientState
 from storage.campaigns import Audience, SqlCampaigns
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.repositories import SqlContacts, SqlConversationStore
 from tests.promos.conftest import Customers
 
 
@@ -37,7 +36,7 @@ async def keyed(cli_settings: Settings) -> AsyncIterator[tuple[Customers, SqlCam
     engine = make_engine(cli_settings.database_url, keys=data_keys(cli_settings))
     await upgrade(engine)
     sessions = make_sessionmaker(engine)
-    yield Customers(SqlContacts(engine), SqlConversationStore(engine)), SqlCampaigns(sessions)
+    yield Customers.of(engine), SqlCampaigns(sessions)
     await engine.dispose()
 
 

@@ -18,7 +18,6 @@ from conversations.model import Channel
 from storage.campaigns import Audience, SqlCampaigns
 from storage.db import make_sessionmaker
 from storage.models import CustomerRow
-from storage.repositories import SqlContacts, SqlConversationStore
 from tests.promos.conftest import Customers
 from tests.promos.limited_fakes import Window
 from tests.telegram.conftest import ADMIN_ID
@@ -36,8 +35,7 @@ def window() -> Window:
 
 def parts(bot):
     _, services = bot
-    contacts, store = SqlContacts(services.engine), SqlConversationStore(services.engine)
-    return services, SqlCampaigns(make_sessionmaker(services.engine)), Customers(contacts, store)
+    return services, SqlCampaigns(make_sessionmaker(services.engine)), Customers.of(services.engine)
 
 
 @pytest.fixture
