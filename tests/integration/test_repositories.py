@@ -288,8 +288,11 @@ async def test_a_naive_datetime_is_refused(orders: SqlOrders):
         await orders.add(an_order(created_at=datetime(2026, 11, 25, 15, 0)))
 
 
-async def test_move_from_an_expected_state_sets_state_and_changes(orders: SqlOrders):
-    await orders.add(an_order(state=S.AWAITING_PAYMENT))
+@pytest.mark.parametrize("start", [S.AWAITING_PAYMENT, S.EXPIRED])
+async def test_move_from_an_expected_state_sets_state_and_changes(
+    orders: SqlOrders, start: OrderState
+):
+    await orders.add(an_order(state=start))
     changes = OrderChanges(checkout=a_checkout(), payment_ref="pi_1")
 
     moved = await moving(orders, {S.AWAITING_PAYMENT, S.EXPIRED}, S.PAID, changes=changes)
@@ -317,6 +320,13 @@ async def test_move_from_another_state_returns_false_and_changes_nothing(orders:
 
     assert moved is False
     assert await orders.get("o1") == an_order(state=S.COMPLETED)
+
+
+async def test_move_from_no_state_at_all_changes_nothing(orders: SqlOrders):
+    await orders.add(an_order(state=S.PAID))
+
+    assert await moving(orders, set(), S.TOPPING_UP) is False
+    assert await orders.get("o1") == an_order(state=S.PAID)
 
 
 async def test_a_duplicate_event_is_refused_and_recorded_once(
