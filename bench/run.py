@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,15 +233,25 @@ class Driver:
         await self.confirmed(chat)
 
     async def purchase_closed_loop(self, chat_id: int, latencies: list[float],
-                                   payments: list[float]) -> None:  # fmt: skip
+                                   payments: list[float],
+                                   pause: Callable[[], float] = lambda: 0.0) -> None:  # fmt: skip
+        """Each message waits for the previous reply, then for ``pause()`` seconds (reading and
+        typing); so does paying."""
         chat = str(chat_id)
         for index, update in enumerate(purchase_steps(chat_id), start=1):
+            await _think(pause())
             started = time.perf_counter()
             await self.post(update)
             await self.inbox.until(chat, lambda got, n=index: len(got) >= n)
             latencies.append(self.inbox.replies[chat][index - 1][2] - started)
+        await _think(pause())
         posted = await self.pay(chat)
         payments.append(await self.confirmed(chat) - posted)
+
+
+async def _think(seconds: float) -> None:
+    if seconds:  # no pause, no extra turn of the event loop
+        await asyncio.sleep(seconds)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -261,7 +273,9 @@ async def pool(concurrency: int, jobs: list[Any], run: Any) -> None:
 # --- phases -----------------------------------------------------------------------------------
 
 
-async def echo_baseline(transport: str, chats: int, per_chat: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def echo_bot(transport: str, chats: int) -> Any:
+    """Start the fake and an echo bot on ``transport``; yield a warmed-up driver and the bot."""
     fake_port, bot_port = free_port(), free_port()
     fake = spawn(["bench.fake_api", str(fake_port)])
     await wait_port(fake_port, fake)
@@ -276,31 +290,62 @@ async def echo_baseline(transport: str, chats: int, per_chat: int) -> dict[str, 
             driver = Driver(http, f"http://127.0.0.1:{bot_port}", inbox)
             await driver.post(message_update(1, "warm-up"))
             await inbox.until("1", lambda got: len(got) >= 1)
-            ids = [10_000 + i for i in range(chats)]
-            cpu0, started = cpu_seconds(bot.pid), time.perf_counter()
-
-            async def chat(chat_id: int) -> None:
-                for n in range(per_chat):
-                    await driver.post(message_update(chat_id, f"hola {n}"))
-
-            await asyncio.gather(*(chat(i) for i in ids))
-            waits = [inbox.until(str(i), lambda got: len(got) >= per_chat, 30) for i in ids]
-            results = await asyncio.gather(*waits, return_exceptions=True)
-            await asyncio.sleep(0.5 if all(r is None for r in results) else 0)
-            got = sum(min(per_chat, len(inbox.replies[str(i)])) for i in ids)
-            last = max((inbox.replies[str(i)][-1][2] for i in ids if inbox.replies[str(i)]),
-                       default=started)  # fmt: skip
-            cpu = cpu_seconds(bot.pid) - cpu0
+            yield driver, bot
         listener.cancel()
-        total = chats * per_chat
-        return {
-            "transport": transport, "chats": chats, "updates": total,
-            "updates_per_s": got / (last - started), "replies_lost": total - got,
-            "bot_cpu_s": cpu,
-        }  # fmt: skip
     finally:
         stop(bot)
         stop(fake)
+
+
+async def echo_baseline(transport: str, chats: int, per_chat: int) -> dict[str, Any]:
+    """Open loop: every chat posts its messages back to back; updates/s until the last reply."""
+    async with echo_bot(transport, chats) as (driver, bot):
+        inbox = driver.inbox
+        ids = [10_000 + i for i in range(chats)]
+        cpu0, started = cpu_seconds(bot.pid), time.perf_counter()
+
+        async def chat(chat_id: int) -> None:
+            for n in range(per_chat):
+                await driver.post(message_update(chat_id, f"hola {n}"))
+
+        await asyncio.gather(*(chat(i) for i in ids))
+        waits = [inbox.until(str(i), lambda got: len(got) >= per_chat, 30) for i in ids]
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        await asyncio.sleep(0.5 if all(r is None for r in results) else 0)
+        got = sum(min(per_chat, len(inbox.replies[str(i)])) for i in ids)
+        last = max((inbox.replies[str(i)][-1][2] for i in ids if inbox.replies[str(i)]),
+                   default=started)  # fmt: skip
+        cpu = cpu_seconds(bot.pid) - cpu0
+    total = chats * per_chat
+    return {
+        "transport": transport, "chats": chats, "updates": total,
+        "updates_per_s": got / (last - started), "replies_lost": total - got,
+        "bot_cpu_s": cpu,
+    }  # fmt: skip
+
+
+async def echo_latency(transport: str, chats: int, per_chat: int) -> dict[str, Any]:
+    """Closed loop, as ours is measured: each chat waits for its echo before the next message."""
+    async with echo_bot(transport, chats) as (driver, _):
+        latencies: list[float] = []
+
+        async def chat(chat_id: int) -> None:
+            replies = driver.inbox.replies[str(chat_id)]
+            for n in range(1, per_chat + 1):
+                started = time.perf_counter()
+                await driver.post(message_update(chat_id, f"hola {n}"))
+                await driver.inbox.until(str(chat_id), lambda got, n=n: len(got) >= n)
+                latencies.append(replies[n - 1][2] - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(chat(20_000 + i) for i in range(chats)))
+        elapsed = time.perf_counter() - started
+    ms = [t * 1000 for t in latencies]
+    return {
+        "transport": transport, "concurrency": chats, "updates": len(ms),
+        "updates_per_s": len(ms) / elapsed,
+        "p50_ms": statistics.median(ms), "p99_ms": percentile(ms, 99),
+    }  # fmt: skip
 
 
 @dataclass
@@ -372,17 +417,24 @@ def post_payment_replies(driver: Driver, chat_id: int) -> int:
     return done + 1 - 9
 
 
-async def our_latency(driver: Driver, concurrency: int, purchases: int,
-                      first_id: int) -> dict[str, Any]:  # fmt: skip
+async def our_latency(driver: Driver, concurrency: int, purchases: int, first_id: int,
+                      think_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    """Closed loop; ``think_s``: the mean of a person's pause before each message (exponential,
+    seeded), 0 for customers who answer at once."""
     latencies: list[float] = []
     payments: list[float] = []
     ids = list(range(first_id, first_id + purchases))
+    rng = random.Random(first_id)
+
+    def pause() -> float:
+        return rng.expovariate(1 / think_s) if think_s else 0.0
+
     await pool(concurrency, ids,
-               lambda i: driver.purchase_closed_loop(i, latencies, payments))  # fmt: skip
+               lambda i: driver.purchase_closed_loop(i, latencies, payments, pause))  # fmt: skip
     ms = [t * 1000 for t in latencies]
     pay = [t * 1000 for t in payments]
     return {
-        "concurrency": concurrency, "purchases": purchases, "updates": len(ms),
+        "concurrency": concurrency, "purchases": purchases, "updates": len(ms), "think_s": think_s,
         "p50_ms": statistics.median(ms), "p95_ms": percentile(ms, 95),
         "p99_ms": percentile(ms, 99), "max_ms": max(ms),
         "payment_p50_ms": statistics.median(pay), "payment_p99_ms": percentile(pay, 99),
@@ -398,6 +450,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results["baseline_httpx"] = await echo_baseline("httpx", args.chats, args.echo_per_chat)
     print("baseline (b): PTB echo bot, aiohttp transport …", flush=True)
     results["baseline_aiohttp"] = await echo_baseline("aiohttp", args.chats, args.echo_per_chat)
+    print("baseline (b), closed loop at 100 chats …", flush=True)
+    results["baseline_aiohttp_latency_100"] = await echo_latency("aiohttp", 100, args.echo_per_chat)
     with tempfile.TemporaryDirectory(prefix="recargabot-bench-") as tmp:
         bot = await start_our_bot(Path(tmp))
         inbox, ready = Inbox(), asyncio.Event()
@@ -423,6 +477,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         driver, concurrency, purchases, next_id
                     )
                     done, next_id = done + purchases, next_id + purchases
+                print(f"our bot: closed-loop latency at 100 customers, {args.think:.0f} s to "
+                      "think before each message …", flush=True)  # fmt: skip
+                results["latency_100_paced"] = await our_latency(
+                    driver, 100, args.paced, next_id, think_s=args.think
+                )
+                done, next_id = done + args.paced, next_id + args.paced
                 memory: dict[str, float] = {}
                 for mark in (1_000, args.memory):
                     if mark > done:
@@ -470,6 +530,9 @@ def table(r: dict[str, Any]) -> None:
     t.add_row("(a) replies lost", f"{a['replies_lost']} of {a['updates']}")
     t.add_row("(b) PTB echo, aiohttp: updates/s", f"{b['updates_per_s']:.0f}")
     t.add_row("(b) replies lost", f"{b['replies_lost']} of {b['updates']}")
+    bl = r["baseline_aiohttp_latency_100"]
+    t.add_row("(b) closed loop 100: p50 / p99 ms, updates/s",
+              f"{bl['p50_ms']:.0f} / {bl['p99_ms']:.0f}, {bl['updates_per_s']:.0f}")  # fmt: skip
     t.add_row(f"ours: updates/s ({th['concurrency']} customers, open loop)",
               f"{th['updates_per_s']:.0f}")  # fmt: skip
     t.add_row("ours / (b), ours / (a)", f"{th['updates_per_s'] / b['updates_per_s']:.2f}, "
@@ -477,11 +540,12 @@ def table(r: dict[str, Any]) -> None:
     t.add_row("ours: purchases/s", f"{th['purchases_per_s']:.1f}")
     t.add_row("ours: replies lost", f"{th['replies_lost']}")
     t.add_row("ours: CPU s per purchase (bot process)", f"{th['cpu_s_per_purchase']:.3f}")
-    for c in (10, 100):
-        lat = r[f"latency_{c}"]
-        t.add_row(f"closed loop {c}: p50 / p95 / p99 ms",
+    for c, name in ((10, "10"), (100, "100"), (100, "100_paced")):
+        lat = r[f"latency_{name}"]
+        pace = f", {lat['think_s']:.0f} s to think" if lat["think_s"] else ""
+        t.add_row(f"closed loop {c}{pace}: p50 / p95 / p99 ms",
                   f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f}")  # fmt: skip
-        t.add_row(f"payment→'Recarga exitosa' at {c}: p50 / p99 ms",
+        t.add_row(f"payment→'Recarga exitosa' at {c}{pace}: p50 / p99 ms",
                   f"{lat['payment_p50_ms']:.0f} / {lat['payment_p99_ms']:.0f}")  # fmt: skip
     for key, value in r["memory"].items():
         if key.startswith("rss"):
@@ -498,6 +562,10 @@ def main() -> None:
     parser.add_argument("--throughput", type=int, default=300, help="purchases, open loop")
     parser.add_argument("--latency10", type=int, default=50, help="purchases, 10 customers")
     parser.add_argument("--latency100", type=int, default=200, help="purchases, 100 customers")
+    parser.add_argument("--paced", type=int, default=200,
+                        help="purchases, 100 customers who pause to think")  # fmt: skip
+    parser.add_argument("--think", type=float, default=3.0,
+                        help="mean pause before each message, seconds (paced phase)")  # fmt: skip
     parser.add_argument("--memory", type=int, default=1_500, help="purchases before last RSS")
     args = parser.parse_args()
     results = asyncio.run(run(args))
