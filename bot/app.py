@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import uuid
@@ -122,7 +123,16 @@ class Services:
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     async with app.state.services.lifetime():
+        _freeze_startup_heap()
         yield
+
+
+def _freeze_startup_heap() -> None:
+    """Take what startup built (modules, the app, its clients) out of the garbage collector's
+    rounds. A full collection walked those 160,000 objects each time, stalling every chat for
+    about 0.2 s on the benchmark's 2-core machine (bench/)."""
+    gc.collect()  # what is garbage now is not kept for ever
+    gc.freeze()
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
