@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,7 +274,7 @@ async def pool(concurrency: int, jobs: list[Any], run: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def echo_bot(transport: str, chats: int) -> Any:
+async def echo_bot(transport: str, chats: int) -> AsyncIterator[tuple[Driver, subprocess.Popen]]:
     """Start the fake and an echo bot on ``transport``; yield a warmed-up driver and the bot."""
     fake_port, bot_port = free_port(), free_port()
     fake = spawn(["bench.fake_api", str(fake_port)])
