@@ -202,6 +202,13 @@ class Driver:
             if response.status != 200:
                 raise RuntimeError(f"webhook answered {response.status}")
 
+    async def exchange(self, chat: str, update: dict[str, Any], nth: int) -> float:
+        """Post the update and wait for the chat's ``nth`` reply; seconds from post to reply."""
+        started = time.perf_counter()
+        await self.post(update)
+        await self.inbox.until(chat, lambda got: len(got) >= nth)
+        return self.inbox.replies[chat][nth - 1][2] - started
+
     def link(self, chat: str) -> str | None:
         for text, url, _ in reversed(self.inbox.replies[chat]):
             found = url or (m.group(0) if (m := LINK.search(text)) else None)
@@ -240,10 +247,7 @@ class Driver:
         chat = str(chat_id)
         for index, update in enumerate(purchase_steps(chat_id), start=1):
             await _think(pause())
-            started = time.perf_counter()
-            await self.post(update)
-            await self.inbox.until(chat, lambda got, n=index: len(got) >= n)
-            latencies.append(self.inbox.replies[chat][index - 1][2] - started)
+            latencies.append(await self.exchange(chat, update, index))
         await _think(pause())
         posted = await self.pay(chat)
         payments.append(await self.confirmed(chat) - posted)
@@ -330,12 +334,9 @@ async def echo_latency(transport: str, chats: int, per_chat: int) -> dict[str, A
         latencies: list[float] = []
 
         async def chat(chat_id: int) -> None:
-            replies = driver.inbox.replies[str(chat_id)]
             for n in range(1, per_chat + 1):
-                started = time.perf_counter()
-                await driver.post(message_update(chat_id, f"hola {n}"))
-                await driver.inbox.until(str(chat_id), lambda got, n=n: len(got) >= n)
-                latencies.append(replies[n - 1][2] - started)
+                update = message_update(chat_id, f"hola {n}")
+                latencies.append(await driver.exchange(str(chat_id), update, n))
 
         started = time.perf_counter()
         await asyncio.gather(*(chat(20_000 + i) for i in range(chats)))
