@@ -80,7 +80,12 @@ def render(reply: Reply) -> str:
     """The reply as one WhatsApp text: text, numbered options, then the link on its own line."""
     parts = [reply.text]
     if reply.options:
-        parts.append("\n".join(f"{n}. {o.label}" for n, o in enumerate(reply.options, 1)))
+        parts.append(
+            "\n".join(
+                f"{f'{n}.' if reply.numbered else '•'} {o.label}"
+                for n, o in enumerate(reply.options, 1)
+            )
+        )
     if reply.link:
         parts.append(f"{reply.link.label}:\n{reply.link.url}")
     return "\n\n".join(parts)

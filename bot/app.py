@@ -269,13 +269,18 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         closers.append(close)
     topups = topups or SandboxTopUps()
     locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
+    alerts = given.alerts or operator_alerts(settings, bot_app)
+    rules = Rules(
+        load_catalogue(settings), policy_version=settings.privacy_policy_version,
+        service_hours=settings.service_hours, complaints_url=settings.complaints_book_url,
+    )  # fmt: skip
     chat = ChatService(
         store=store, orders=orders, payments=payments, topups=topups,
         messenger=given.messenger
         or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
-        rules=Rules(load_catalogue(settings), policy_version=settings.privacy_policy_version),
-        clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
+        rules=rules, clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
+        operators=alerts,
     )  # fmt: skip
 
     async def tell(order: Order) -> None:
@@ -283,7 +288,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
 
     fulfilment = Fulfilment(
         orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
-        alerts=given.alerts or operator_alerts(settings, bot_app), retry=retry_policy(settings),
+        alerts=alerts, retry=retry_policy(settings),
     )  # fmt: skip
     worker = Worker(fulfilment.resume, interval=settings.reconcile_interval_seconds)
     channel, telegram_routes = (

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
 
     catalog_path: Path | None = None
     privacy_policy_version: str = "2026-11"
+    # What a customer who asks for a person is told, and the virtual Libro de Reclamaciones
+    # (Indecopi requires one for consumer complaints) shown on "reclamo".
+    service_hours: str = "de lunes a sábado, de 9:00 a 18:00"
+    complaints_book_url: str | None = None
 
     data_encryption_keys: SecretStr | None = None  # Fernet keys, comma-separated, newest first
     data_hash_key: SecretStr | None = None

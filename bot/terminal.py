@@ -39,7 +39,8 @@ class TerminalMessenger:
     async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
         self._console.print(f"[bold cyan]RecargaBot:[/] {escape(reply.text)}")
         for number, option in enumerate(reply.options, start=1):
-            self._console.print(f"   [bold]{number}.[/] {escape(option.label)}")
+            mark = f"{number}." if reply.numbered else "•"  # amounts: typing the figure picks it
+            self._console.print(f"   [bold]{mark}[/] {escape(option.label)}")
         if reply.link:
             self.links.append(reply.link.url)
             self._console.print(

@@ -23,7 +23,7 @@ LONG_VALIDITY_FROM_SOLES = 60
 _NAME_RE = re.compile(r"^[^\W\d_]+(?:(?:\. ?|[ '-])[^\W\d_]+)*\.?$")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _CE_RE = re.compile(r"^[0-9]{9,12}$")
-_PASSPORT_RE = re.compile(r"^[A-Z0-9]{6,12}$")
+_PASSPORT_RE = re.compile(r"^(?=.*[0-9])[A-Z0-9]{6,12}$")  # real passports carry digits
 _AMOUNT_RE = re.compile(r"^(?:s/\.?|soles)?\s*(\d{1,4})(?:[.,]0{1,2})?\s*(?:soles|sol)?$")
 _MAX_PARSE_CHARS = 64
 

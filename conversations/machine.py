@@ -19,10 +19,7 @@ from conversations.catalog import (
     credit_product,
     fold,
     is_custom_amount_allowed,
-    parse_document,
-    parse_msisdn,
     parse_name,
-    parse_soles,
 )
 from conversations.messages import Option, Reply
 from conversations.model import (
@@ -35,6 +32,7 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
+from conversations.reading import FILLERS, Field, Intent, Reading, read
 from conversations.session import Draft, Payment, Session, Step
 
 # ---------------------------------------------------------------- events (what happened)
@@ -108,9 +106,18 @@ class CheckoutRefused:
     reason: str
 
 
+@dataclass(frozen=True)
+class CancelAnswered:
+    """What cancelling the chat's order did: the order as it stands now, and whether the card
+    was charged (None when the gateway could not say)."""
+
+    order: Order | None
+    charged: bool | None
+
+
 Event = (
     Text | Choice | OperatorChecked | CheckoutOpened | CheckoutFailed | OrderSettled | Resumed
-    | HistoryLoaded | PersonalDataLoaded | CheckoutRefused
+    | HistoryLoaded | PersonalDataLoaded | CheckoutRefused | CancelAnswered
 )  # fmt: skip
 
 # ---------------------------------------------------------------- effects (what to do)
@@ -143,7 +150,16 @@ class OpenCheckout:
 
 @dataclass(frozen=True)
 class CancelCheckout:
+    """Cancel the order and close its link (answered with CancelAnswered)."""
+
     order_id: str
+
+
+@dataclass(frozen=True)
+class CallPerson:
+    """Hand the chat to the operators: a customer asked for a person, or has a complaint."""
+
+    complaint: bool
 
 
 @dataclass(frozen=True)
@@ -172,7 +188,7 @@ class RecordPromos:
 
 Effect = (
     Say | CheckOperator | RecordConsent | RememberLine | OpenCheckout | CancelCheckout | ShowHistory
-    | ShowPersonalData | ErasePersonalData | RecordPromos
+    | ShowPersonalData | ErasePersonalData | RecordPromos | CallPerson
 )  # fmt: skip
 
 
@@ -189,6 +205,8 @@ class Rules:
     catalogue: Catalogue
     policy_version: str = "2026-11"
     presets: tuple[int, ...] = field(default=PRESET_SOLES)
+    service_hours: str = "de lunes a sábado, de 9:00 a 18:00"  # when a person answers
+    complaints_url: str | None = None  # the virtual Libro de Reclamaciones (Indecopi)
 
 
 # ---------------------------------------------------------------- options per step
@@ -198,15 +216,18 @@ _ALIASES = {
     "accept": ("si", "acepto", "ok", "de acuerdo"),
     "decline": ("no",),
     "confirm": ("si", "ok", "confirmo", "pagar"),
-    "change": ("modificar", "editar"),
-    "new": ("otro", "otro numero", "nuevo numero"),
-    "repeat": ("repetir", "repetir ultima recarga", "la misma", "lo mismo"),
-    "doc:ce": ("ce", "carne", "carnet", "carne de extranjeria"),
+    "change": ("modificar", "editar", "cambiar"),
+    "new": ("otro", "otro numero", "nuevo numero", "otra linea", "nuevo"),
+    "repeat": ("repetir", "repetir ultima recarga", "la misma", "lo mismo", "igual"),
+    "doc:dni": ("dni",),
+    "doc:ce": ("ce", "carne", "carnet", "carne de extranjeria", "extranjeria"),
     "doc:pasaporte": ("pasaporte", "passport"),
     "kind:saldo": ("saldo", "recarga", "recarga de saldo"),
     "kind:paquete": ("paquete", "paquetes"),
-    _OTHER_AMOUNT: ("otro", "otro monto"),
-    "change:number": ("numero", "el numero"),
+    _OTHER_AMOUNT: ("otro", "otro monto", "otra cantidad"),
+    "change:number": ("numero", "el numero", "linea"),
+    "change:owner": ("titular", "nombre", "el titular"),
+    "change:document": ("documento", "el documento", "dni"),
     "change:product": ("monto", "paquete", "producto", "monto o paquete"),
     "erase:yes": ("si", "borrar", "si, borrar"),
     "erase:no": ("no", "no borrar"),
@@ -214,6 +235,31 @@ _ALIASES = {
 _ALIASES["promos:si"] = ("si", "quiero", "ok", "alta")
 _ALIASES["promos:no"] = ("no", "no gracias", "baja")
 _PROMO_OPTIONS = (Option("promos:si", "Sí, quiero"), Option("promos:no", "No, gracias"))
+# Steps whose options answer a yes/no question: "sí pe", "dale", "no" pick the first or second.
+_YES_NO = {
+    Step.CONSENT: ("accept", "decline"),
+    Step.CONFIRM: ("confirm", "change"),
+    Step.CONFIRM_ERASE: ("erase:yes", "erase:no"),
+    Step.ASK_PROMOS: ("promos:si", "promos:no"),
+}
+# Where "atrás" / "volver" leads; the answers given stay in the draft.
+_BACK = {
+    Step.ASK_NAME: Step.ASK_NUMBER,
+    Step.ASK_DOC_TYPE: Step.ASK_NAME,
+    Step.ASK_DOC_NUMBER: Step.ASK_DOC_TYPE,
+    Step.CHOOSE_AMOUNT: Step.CHOOSE_KIND,
+    Step.CHOOSE_PACKAGE: Step.CHOOSE_KIND,
+    Step.ASK_AMOUNT: Step.CHOOSE_AMOUNT,
+    Step.CHANGE: Step.CONFIRM,
+}
+# Steps where a correction ("cambiar titular", "no, el número es …") can take the chat back.
+_FIELDS = frozenset(
+    (Step.ASK_NAME, Step.ASK_DOC_TYPE, Step.ASK_DOC_NUMBER, Step.CHOOSE_KIND, Step.CHOOSE_AMOUNT,
+     Step.ASK_AMOUNT, Step.CHOOSE_PACKAGE, Step.CONFIRM, Step.CHANGE, Step.PICK_LINE)
+)  # fmt: skip
+_CAPTURED = frozenset(OrderState) - {
+    OrderState.AWAITING_PAYMENT, OrderState.CANCELLED, OrderState.EXPIRED
+}  # fmt: skip
 
 
 def options(session: Session, rules: Rules) -> tuple[Option, ...]:
@@ -241,7 +287,12 @@ def options(session: Session, rules: Rules) -> tuple[Option, ...]:
                 Option("cancel", "Cancelar"),
             )
         case Step.CHANGE:
-            return (Option("change:number", "Número"), Option("change:product", "Monto o paquete"))
+            return (
+                Option("change:number", "Número"),
+                Option("change:owner", "Titular"),
+                Option("change:document", "Documento"),
+                Option("change:product", "Monto o paquete"),
+            )
         case Step.CONFIRM_ERASE:
             return (Option("erase:yes", "Sí, borrar"), Option("erase:no", "No"))
         case Step.ASK_PROMOS:
@@ -257,12 +308,16 @@ def _line_options(session: Session) -> tuple[Option, ...]:
     return (*repeat, *lines, Option("new", "Otro número"))
 
 
-def resolve(choices: tuple[Option, ...], text: str) -> str | None:
-    """Map typed text to an option id: its number in the list, its label, or a known synonym."""
-    folded = fold(text)
+def resolve(choices: tuple[Option, ...], text: str, *, numbered: bool = True) -> str | None:
+    """Map typed text to an option id: its number in the list, its label, or a known synonym.
+
+    ``numbered=False`` where the options are figures (amounts): there a number is never a
+    position, so "7" cannot pick the seventh option.
+    """
+    folded = " ".join(w for w in fold(text).replace(",", " ").split() if w not in _POLITE)
     # isdecimal, not isdigit: int() rejects digits such as '፩', and a short length guard
     # keeps int() under Python's 4,300-digit limit for a pasted wall of digits.
-    if folded.isdecimal() and len(folded) <= 3 and 1 <= int(folded) <= len(choices):
+    if numbered and folded.isdecimal() and len(folded) <= 3 and 1 <= int(folded) <= len(choices):
         return choices[int(folded) - 1].id
     for option in choices:
         if folded in (fold(option.label), option.id, *_ALIASES.get(option.id, ())):
@@ -270,15 +325,19 @@ def resolve(choices: tuple[Option, ...], text: str) -> str | None:
     return None
 
 
+_POLITE = frozenset(("porfa", "por", "favor", "xfa", "pls", "plis", "pe", "pues", "gracias"))
+
 # ---------------------------------------------------------------- the transition function
 
 _COMMANDS = {
     "start": "restart", "recargar": "restart", "menu": "restart", "inicio": "restart",
+    "bot": "restart",
     "cancelar": "cancel", "cancel": "cancel",
     "ayuda": "help", "help": "help",
     "misrecargas": "history",
     "misdatos": "my_data", "borrar": "erase",
     "promos": "promos",  # /promos si | /promos no
+    "asesor": "agent", "reclamo": "complaint",
 }  # fmt: skip
 _PHRASES = {"mis recargas": "history", "mis datos": "my_data", "borrar mis datos": "erase"}
 
@@ -290,53 +349,132 @@ def command_of(event: Event) -> str | None:
     words = fold(event.body).split(maxsplit=1)
     # "/start@RecargaBot" in groups, "/start promo" from a Telegram deep link.
     word = words[0].removeprefix("/").split("@", 1)[0] if words else ""
+    if len(words) > 1 and not words[0].startswith("/") and word not in ("promos",):
+        word = ""  # a bare word opens a command only alone ("recargar", not "recarga 10 al …")
     return _COMMANDS.get(word) or _PHRASES.get(" ".join(fold(event.body).split()))
+
+
+_INTENT_COMMANDS = {
+    Intent.CANCEL: "cancel", Intent.AGENT: "agent", Intent.COMPLAINT: "complaint",
+    Intent.HELP: "help", Intent.BACK: "back",
+}  # fmt: skip
 
 
 def step(session: Session, event: Event, rules: Rules) -> Transition:
     """Decide what happens next. Pure: no I/O, no clock, no channel knowledge."""
-    answered = _chosen(session, event, rules) or command_of(event)
-    if session.step is Step.ASK_PROMOS and not answered:
-        session = replace(session, step=Step.IDLE)  # optional: any other message lapses it
     if isinstance(event, OrderSettled):
         return _settled(session, event.order)
-    if isinstance(event, Resumed):
-        return Transition(session, () if session.step is Step.IDLE else _prompt(session, rules))
-    if isinstance(event, HistoryLoaded):
-        pending = () if session.step is Step.IDLE else _prompt(session, rules)
-        return Transition(session, (Say(msg.history(event.orders)), *pending))
-    if isinstance(event, PersonalDataLoaded):
-        pending = () if session.step is Step.IDLE else _prompt(session, rules)
-        return Transition(session, (Say(msg.my_data(event.data)), *pending))
+    if isinstance(event, CancelAnswered):
+        return Transition(session, (Say(msg.cancel_outcome(event.order, charged=event.charged)),))
+    if isinstance(event, Resumed | HistoryLoaded | PersonalDataLoaded):
+        return _aside(session, event, rules)
+    if session.step is Step.HANDOFF:
+        return _in_handoff(session, event, rules)
+    reading = read(event.body, rules.catalogue.packages) if isinstance(event, Text) else None
+    answered = _chosen(session, event, rules)
     command = command_of(event)
-    if command == "my_data":
-        return Transition(session, (ShowPersonalData(),))
-    if command == "erase":
-        asking = replace(session, step=Step.CONFIRM_ERASE)
-        return Transition(asking, _prompt(asking, rules))
-    if command == "promos":
-        return _promos_command(session, event, rules)
-    if command == "cancel":
-        return _cancel(session)
-    if command == "help":
-        return Transition(session, (Say(msg.help_text()), *_prompt(session, rules)))
-    if command == "history":
-        return Transition(session, (ShowHistory(),))
-    if command == "restart" or session.step is Step.IDLE:
-        return _greet(session, rules)
+    if command is None and reading is not None and answered is None:
+        command = _INTENT_COMMANDS.get(reading.intent) if reading.intent else None
+    if session.step is Step.ASK_PROMOS and not answered and not command:
+        session = replace(session, step=Step.IDLE)  # optional: any other message lapses it
+    if command is not None:
+        return _command(session, event, command, rules)
+    if session.step is Step.IDLE:
+        return _from_idle(session, reading, rules)
+    if reading is not None and reading.correction and not answered and session.step in _FIELDS:
+        return _correct(session, reading, rules)
+    if reading is not None and not answered and (chat := _chatter(session, reading, rules)):
+        return chat
     handler = _HANDLERS.get(session.step)
     if handler is None:
         return Transition(session, _prompt(session, rules))
-    return handler(session, event, rules)
+    return handler(session, _Input(event, reading, answered), rules)
 
 
-def _greet(session: Session, rules: Rules) -> Transition:
+@dataclass(frozen=True)
+class _Input:
+    """One customer message as each step handler sees it."""
+
+    event: Event
+    reading: Reading | None  # None for a button press
+    chosen: str | None  # the option of the step it picks, if any
+
+    @property
+    def text(self) -> str:
+        return self.event.body if isinstance(self.event, Text) else ""
+
+
+def _aside(
+    session: Session, event: Resumed | HistoryLoaded | PersonalDataLoaded, rules: Rules
+) -> Transition:
+    """An answer read for the customer, then the question still pending (if any)."""
+    quiet = session.step in (Step.IDLE, Step.HANDOFF)
+    pending = () if quiet else _prompt(session, rules)
+    match event:
+        case HistoryLoaded(orders):
+            return Transition(session, (Say(msg.history(orders)), *pending))
+        case PersonalDataLoaded(data):
+            return Transition(session, (Say(msg.my_data(data)), *pending))
+    return Transition(session, pending)
+
+
+def _command(session: Session, event: Event, command: str, rules: Rules) -> Transition:
+    match command:
+        case "my_data":
+            return Transition(session, (ShowPersonalData(),))
+        case "erase":
+            asking = replace(session, step=Step.CONFIRM_ERASE)
+            return Transition(asking, _prompt(asking, rules))
+        case "promos":
+            return _promos_command(session, event, rules)
+        case "cancel":
+            return _cancel(session)
+        case "help":
+            pending = () if session.step is Step.IDLE else _prompt(session, rules)
+            return Transition(session, (Say(msg.help_text()), *pending))
+        case "history":
+            return Transition(session, (ShowHistory(),))
+        case "agent" | "complaint":
+            return _handoff(session, rules, complaint=command == "complaint")
+        case "back":
+            return _back(session, rules)
+    return _restart(session, rules)
+
+
+def _chatter(session: Session, reading: Reading, rules: Rules) -> Transition | None:
+    """Small talk mid-purchase: answered in kind, then the pending question again."""
+    if not reading.chatter or (session.step in _YES_NO and reading.answer is not None):
+        return None
+    prompt = _prompt(session, rules)
+    if reading.intent is Intent.GREETING and prompt and isinstance(prompt[0], Say):
+        return Transition(session, (Say(msg.resume(prompt[0].reply)), *prompt[1:]))
+    return Transition(session, (Say(msg.chatter(reading.intent is Intent.THANKS)), *prompt))
+
+
+def _from_idle(session: Session, reading: Reading | None, rules: Rules) -> Transition:
+    if reading is not None and reading.chatter and reading.intent is not Intent.GREETING:
+        return Transition(session, (Say(msg.idle_chatter(reading.intent is Intent.THANKS)),))
+    return _greet(session, rules, reading)
+
+
+def _restart(session: Session, rules: Rules) -> Transition:
+    """ "recargar", "menú", /start: begin again, telling the truth about a paid order first."""
+    order = session.order
+    if session.payment is not None and order is not None and order.state in _CAPTURED:
+        fresh = _greet(Session(profile=session.profile), rules, None)
+        return Transition(fresh.session, (Say(msg.order_status(order)), *fresh.effects))
+    return _greet(session, rules, None)
+
+
+def _greet(session: Session, rules: Rules, reading: Reading | None) -> Transition:
     if session.payment is not None:
         return Transition(session, _prompt(session, rules))
     fresh = Session(profile=session.profile)
     if not fresh.profile.consented:
         fresh = replace(fresh, step=Step.CONSENT)
         return Transition(fresh, (Say(msg.welcome_new(options(fresh, rules))),))
+    if reading is not None and reading.has_data:
+        return _absorb(fresh, reading, rules)
     if fresh.profile.lines:
         fresh = replace(fresh, step=Step.PICK_LINE)
         return Transition(fresh, (Say(msg.welcome_back(options(fresh, rules))),))
@@ -344,10 +482,54 @@ def _greet(session: Session, rules: Rules) -> Transition:
 
 
 def _cancel(session: Session) -> Transition:
-    effects: tuple[Effect, ...] = (Say(msg.cancelled()),)
-    if session.payment and session.payment.order_id:
-        effects = (CancelCheckout(session.payment.order_id), *effects)
-    return Transition(Session(profile=session.profile), effects)
+    """Cancel what the chat is doing; an order's fate is told once the service has tried."""
+    reset = Session(profile=session.profile)
+    payment, order = session.payment, session.order
+    if payment is None or payment.order_id is None:
+        return Transition(reset, (Say(msg.cancelled()),))
+    if order is not None and order.state in _CAPTURED:
+        return Transition(reset, (Say(msg.cancel_outcome(order, charged=True)),))
+    return Transition(reset, (CancelCheckout(payment.order_id),))
+
+
+def _handoff(session: Session, rules: Rules, *, complaint: bool) -> Transition:
+    said = (
+        msg.complaint(rules.service_hours, rules.complaints_url)
+        if complaint
+        else msg.handoff(rules.service_hours)
+    )
+    return Transition(replace(session, step=Step.HANDOFF), (CallPerson(complaint), Say(said)))
+
+
+def _in_handoff(session: Session, event: Event, rules: Rules) -> Transition:
+    """A person has the chat: only "menú", /bot or /start take it back; the rest waits for them."""
+    if command_of(event) == "restart" or (
+        isinstance(event, Text) and read(event.body).intent is Intent.RESTART
+    ):
+        back = _greet(replace(session, step=Step.IDLE), rules, None)
+        return Transition(back.session, (Say(msg.back_to_bot()), *back.effects))
+    if command_of(event) == "cancel":
+        return _cancel(session)
+    return Transition(session)
+
+
+def _back(session: Session, rules: Rules) -> Transition:
+    target = _BACK.get(session.step)
+    if session.step is Step.CONFIRM:
+        product = session.draft.product
+        target = (
+            Step.CHOOSE_PACKAGE
+            if product and product.kind is ProductKind.PACKAGE
+            else (Step.CHOOSE_AMOUNT)
+        )
+    elif session.step in (Step.CHOOSE_KIND, Step.ASK_NUMBER) and session.profile.lines:
+        target = Step.PICK_LINE
+    elif session.step is Step.CHOOSE_KIND:
+        target = Step.ASK_DOC_NUMBER
+    if target is None:
+        return Transition(session, (Say(msg.at_start()), *_prompt(session, rules)))
+    moved = replace(session, step=target)
+    return Transition(moved, _prompt(moved, rules))
 
 
 def _go(session: Session, target: Step, rules: Rules, **draft: object) -> Transition:
@@ -356,17 +538,76 @@ def _go(session: Session, target: Step, rules: Rules, **draft: object) -> Transi
     return Transition(moved, _prompt(moved, rules))
 
 
+def _advance(session: Session, rules: Rules, lead: tuple[Effect, ...] = ()) -> Transition:
+    """Ask for the first thing the purchase still lacks; remember a completed or corrected line."""
+    draft, profile = session.draft, session.profile
+    line = draft.line
+    saved = line is not None and line not in profile.lines
+    if saved and line is not None:
+        session = replace(session, profile=profile.with_line(line))
+        lead = (*lead, RememberLine(line))
+    target = _missing(session)
+    moved = replace(session, step=target)
+    return Transition(moved, (*lead, *_prompt(moved, rules, saved=saved)))
+
+
+def _missing(session: Session) -> Step:
+    draft = session.draft
+    if draft.msisdn is None:
+        return Step.PICK_LINE if session.profile.lines else Step.ASK_NUMBER
+    if draft.owner_name is None:
+        return Step.ASK_NAME
+    if draft.doc_type is None:
+        return Step.ASK_DOC_TYPE
+    if draft.doc_number is None:
+        return Step.ASK_DOC_NUMBER
+    return Step.CHOOSE_KIND if draft.product is None else Step.CONFIRM
+
+
+def _absorb(session: Session, reading: Reading, rules: Rules) -> Transition:
+    """Take every slot the message carries, then ask only for what is missing."""
+    draft = session.draft
+    if reading.money or (reading.figure and reading.intent is Intent.RECHARGE):
+        amount = reading.amount
+        assert amount is not None
+        if not amount.whole or not is_custom_amount_allowed(amount.soles):
+            return Transition(session, (Say(msg.bad_amount()),))
+        draft = replace(draft, product=credit_product(amount.soles))
+    elif reading.package and (package := rules.catalogue.package(reading.package)):
+        draft = replace(draft, product=package)
+    if reading.doc_type:
+        number = reading.document(reading.doc_type)
+        draft = replace(draft, doc_type=reading.doc_type, doc_number=number)
+    session = replace(session, draft=draft)
+    if reading.msisdn and reading.msisdn != draft.msisdn:
+        return _new_number(session, reading.msisdn, rules)
+    if reading.other_phone and not reading.msisdn:
+        return Transition(session, (Say(msg.not_a_mobile()),))
+    return _advance(session, rules)
+
+
+def _new_number(session: Session, msisdn: str, rules: Rules) -> Transition:
+    """A number to top up: a saved line brings its owner; a new one is checked first."""
+    saved = next((ln for ln in session.profile.lines if ln.msisdn == msisdn), None)
+    if saved:
+        return _advance(replace(session, draft=Draft.of(saved, session.draft.product)), rules)
+    draft = replace(session.draft, msisdn=msisdn)
+    return Transition(
+        replace(session, step=Step.CHECK_NUMBER, draft=draft), (CheckOperator(msisdn),)
+    )
+
+
 def _prompt(session: Session, rules: Rules, *, saved: bool = False) -> tuple[Effect, ...]:
     """The question the customer must answer at the session's step."""
     choices = options(session, rules)
     draft = session.draft
     match session.step:
-        case Step.IDLE:
-            return (Say(msg.help_text()),)
+        case Step.IDLE | Step.HANDOFF:
+            return ()
         case Step.CONSENT:
             return (Say(msg.consent_again(choices)),)
         case Step.PICK_LINE:
-            return (Say(msg.welcome_back(choices)),)
+            return (Say(msg.pick_line(choices)),)
         case Step.ASK_NUMBER:
             return (Say(msg.ask_number()),)
         case Step.CHECK_NUMBER:
@@ -395,46 +636,63 @@ def _prompt(session: Session, rules: Rules, *, saved: bool = False) -> tuple[Eff
         case Step.CONFIRM_ERASE:
             return (Say(msg.confirm_erase(choices)),)
         case Step.AWAIT_PAYMENT:
-            payment = session.payment
-            return (Say(msg.payment_pending(payment.amount_cents, payment.url)),) if payment else ()
+            return _payment_prompt(session)
     return ()
+
+
+def _payment_prompt(session: Session) -> tuple[Effect, ...]:
+    """While a link is out: the order's real state once it is paid, else the reminder."""
+    payment, order = session.payment, session.order
+    if order is not None and order.state is not OrderState.AWAITING_PAYMENT:
+        return (Say(msg.order_status(order)),)
+    return (Say(msg.payment_pending(payment.amount_cents, payment.url)),) if payment else ()
 
 
 def _chosen(session: Session, event: Event, rules: Rules) -> str | None:
     choices = options(session, rules)
     if isinstance(event, Choice):
         return event.option_id if any(o.id == event.option_id for o in choices) else None
-    return resolve(choices, event.body) if isinstance(event, Text) else None
+    if not isinstance(event, Text):
+        return None
+    numbered = session.step is not Step.CHOOSE_AMOUNT
+    chosen = resolve(choices, event.body, numbered=numbered)
+    if chosen is None and session.step in _YES_NO:
+        answer = read(event.body).answer
+        yes, no = _YES_NO[session.step]
+        chosen = None if answer is None else yes if answer else no
+    return chosen
 
 
 def _reask(session: Session, rules: Rules) -> Transition:
-    return Transition(session, (Say(msg.bad_choice(options(session, rules))),))
+    numbered = session.step is not Step.CHOOSE_AMOUNT
+    return Transition(session, (Say(msg.bad_choice(options(session, rules), numbered=numbered)),))
 
 
-def _on_consent(session: Session, event: Event, rules: Rules) -> Transition:
-    match _chosen(session, event, rules):
+def _on_consent(session: Session, given: _Input, rules: Rules) -> Transition:
+    match given.chosen:
         case "accept":
             consented = replace(session, profile=replace(session.profile, consented=True))
-            moved = _go(consented, Step.ASK_NUMBER, rules)
+            moved = _advance(consented, rules)
             return Transition(moved.session, (RecordConsent(rules.policy_version), *moved.effects))
         case "decline":
             return Transition(Session(profile=session.profile), (Say(msg.declined()),))
     return Transition(session, _prompt(session, rules))
 
 
-def _on_pick_line(session: Session, event: Event, rules: Rules) -> Transition:
-    chosen = _chosen(session, event, rules)
+def _on_pick_line(session: Session, given: _Input, rules: Rules) -> Transition:
     profile = session.profile
-    if chosen == "new":
-        return _go(session, Step.ASK_NUMBER, rules)
-    if chosen == "repeat" and profile.last:
+    if given.chosen == "new":
+        return _go(session, Step.ASK_NUMBER, rules, msisdn=None, owner_name=None, doc_type=None,
+                   doc_number=None)  # fmt: skip
+    if given.chosen == "repeat" and profile.last:
         return _repeat(session, profile.last, rules)
-    line = next((ln for ln in profile.lines if f"line:{ln.msisdn}" == chosen), None)
-    if line is None and chosen is None and parse_msisdn(_typed(event) or ""):
-        return _on_number(session, event, rules)  # a returning customer typed a new number
-    if line is None:
-        return _reask(session, rules)
-    return _go(replace(session, draft=Draft.of(line)), Step.CHOOSE_KIND, rules)
+    line = next((ln for ln in profile.lines if f"line:{ln.msisdn}" == given.chosen), None)
+    if line is not None:
+        return _advance(replace(session, draft=Draft.of(line, session.draft.product)), rules)
+    reading = given.reading
+    if reading is not None and (reading.msisdn or reading.other_phone or reading.money):
+        return _absorb(session, reading, rules)  # "recarga 10 al 987…", a new number
+    return _reask(session, rules)
 
 
 def _repeat(session: Session, last: Purchase, rules: Rules) -> Transition:
@@ -452,128 +710,209 @@ def _current_price(product: Product, rules: Rules) -> Product | None:
     return rules.catalogue.package(product.code)
 
 
-def _typed(event: Event) -> str | None:
-    return event.body if isinstance(event, Text) else None
-
-
-def _on_number(session: Session, event: Event, rules: Rules) -> Transition:
-    msisdn = parse_msisdn(_typed(event) or "")
-    if msisdn is None:
+def _on_number(session: Session, given: _Input, rules: Rules) -> Transition:
+    reading = given.reading
+    if reading is None or not (reading.msisdn or reading.other_phone):
         return Transition(session, (Say(msg.bad_number()),))
-    saved = next((ln for ln in session.profile.lines if ln.msisdn == msisdn), None)
-    if saved:
-        return _go(replace(session, draft=Draft.of(saved)), Step.CHOOSE_KIND, rules)
-    checking = replace(session, step=Step.CHECK_NUMBER, draft=Draft(msisdn=msisdn))
-    return Transition(checking, (CheckOperator(msisdn),))
+    return _absorb(session, reading, rules)
 
 
-def _on_check(session: Session, event: Event, rules: Rules) -> Transition:
+def _on_check(session: Session, given: _Input, rules: Rules) -> Transition:
+    event = given.event
     if isinstance(event, Text):
         # Only reachable if the check's answer was lost: take the text as the number again.
-        return _on_number(session, event, rules)
+        return _on_number(session, given, rules)
     if not isinstance(event, OperatorChecked) or event.msisdn != session.draft.msisdn:
         return Transition(session, _prompt(session, rules))
     if event.verdict is Verdict.OTHER:
-        return Transition(
-            replace(session, step=Step.ASK_NUMBER), (Say(msg.not_claro(event.msisdn)),)
-        )
-    return _go(session, Step.ASK_NAME, rules)
+        back = replace(session, step=Step.ASK_NUMBER, draft=replace(session.draft, msisdn=None))
+        return Transition(back, (Say(msg.not_claro(event.msisdn)),))
+    return _advance(session, rules)
 
 
-def _on_name(session: Session, event: Event, rules: Rules) -> Transition:
-    name = parse_name(_typed(event) or "")
-    if name is None:
+_NAME_LEADS = (
+    "mi nombre es", "me llamo", "se llama", "soy", "el titular es", "la titular es",
+    "titular", "a nombre de", "esta a nombre de", "nombre", "es de", "es",
+)  # fmt: skip
+_NOT_NAMES = FILLERS - {"de", "del", "la", "las", "los", "y"} | {"no", "se", "si", "sé", "nose"}
+
+
+def _on_name(session: Session, given: _Input, rules: Rules) -> Transition:
+    reading = given.reading
+    name = _name_of(given.text)
+    if name is None or reading is None or reading.intent or reading.answer is not None:
         return Transition(session, (Say(msg.bad_name()),))
-    return _go(session, Step.ASK_DOC_TYPE, rules, owner_name=name)
+    if " " not in name and fold(name) != session.draft.single_name:
+        return Transition(
+            replace(session, draft=replace(session.draft, single_name=fold(name))),
+            (Say(msg.one_word_name(name)),),
+        )
+    return _advance(
+        replace(session, draft=replace(session.draft, owner_name=name, single_name=None)), rules
+    )
 
 
-def _on_doc_type(session: Session, event: Event, rules: Rules) -> Transition:
-    chosen = _chosen(session, event, rules)
-    if chosen is None:
-        return _reask(session, rules)
-    return _go(session, Step.ASK_DOC_NUMBER, rules, doc_type=DocType(chosen.removeprefix("doc:")))
+def _name_of(text: str) -> str | None:
+    """The owner's name in "María Quispe", "soy María Quispe", "a nombre de María Quispe"."""
+    tidy = " ".join(text.replace(":", " ").split())
+    for lead in _NAME_LEADS:
+        if fold(tidy).startswith(lead + " "):
+            tidy = tidy[len(lead) + 1 :]
+            break
+    name = parse_name(tidy)
+    if name is None or any(fold(word) in _NOT_NAMES for word in name.split()):
+        return None
+    return name
 
 
-def _on_doc_number(session: Session, event: Event, rules: Rules) -> Transition:
-    doc_type = session.draft.doc_type or DocType.DNI
-    number = parse_document(doc_type, _typed(event) or "")
+def _on_doc_type(session: Session, given: _Input, rules: Rules) -> Transition:
+    chosen, reading = given.chosen, given.reading
+    doc_type = DocType(chosen.removeprefix("doc:")) if chosen else None
+    if doc_type is None and reading is not None:
+        doc_type = reading.doc_type
+    if doc_type is None:
+        return Transition(session, (Say(msg.bad_document_type(options(session, rules))),))
+    number = reading.document(doc_type) if reading is not None else None
+    draft = replace(session.draft, doc_type=doc_type, doc_number=number)
+    return _advance(replace(session, draft=draft), rules)
+
+
+def _on_doc_number(session: Session, given: _Input, rules: Rules) -> Transition:
+    reading = given.reading
+    doc_type = (reading.doc_type if reading else None) or session.draft.doc_type or DocType.DNI
+    number = reading.document(doc_type) if reading is not None else None
     if number is None:
         return Transition(session, (Say(msg.bad_doc_number(doc_type)),))
-    draft = replace(session.draft, doc_number=number)
-    line = draft.line
-    assert line is not None, "every field of the line is set by the earlier steps"
-    saved = replace(
-        session, step=Step.CHOOSE_KIND, draft=draft, profile=session.profile.with_line(line)
-    )
-    return Transition(saved, (RememberLine(line), *_prompt(saved, rules, saved=True)))
+    draft = replace(session.draft, doc_type=doc_type, doc_number=number)
+    return _advance(replace(session, draft=draft), rules)
 
 
-def _on_kind(session: Session, event: Event, rules: Rules) -> Transition:
-    match _chosen(session, event, rules):
+def _on_kind(session: Session, given: _Input, rules: Rules) -> Transition:
+    reading = given.reading
+    match given.chosen:
         case "kind:saldo":
             return _go(session, Step.CHOOSE_AMOUNT, rules)
         case "kind:paquete":
             return _go(session, Step.CHOOSE_PACKAGE, rules)
+    if reading is not None and (reading.amount or reading.package):
+        return _product(session, reading, rules)
+    if reading is not None and reading.kind is not None:
+        target = Step.CHOOSE_AMOUNT if reading.kind is ProductKind.CREDIT else Step.CHOOSE_PACKAGE
+        return _go(session, target, rules)
     return _reask(session, rules)
 
 
-def _on_amount(session: Session, event: Event, rules: Rules) -> Transition:
-    chosen = _chosen(session, event, rules)
+def _product(session: Session, reading: Reading, rules: Rules) -> Transition:
+    """An amount ("10", "diez soles", "S/ 15") or a package named in the text."""
+    amount = reading.amount
+    if reading.package and not reading.money:
+        product = rules.catalogue.package(reading.package)
+        if product is not None:
+            return _go(session, Step.CONFIRM, rules, product=product)
+    if amount is None:
+        return _reask(session, rules)
+    if not amount.whole or not is_custom_amount_allowed(amount.soles):
+        return Transition(session, (Say(msg.bad_amount()),))
+    return _go(session, Step.CONFIRM, rules, product=credit_product(amount.soles))
+
+
+def _on_amount(session: Session, given: _Input, rules: Rules) -> Transition:
+    chosen = given.chosen
     if chosen == _OTHER_AMOUNT:
         return _go(session, Step.ASK_AMOUNT, rules)
-    if chosen is None:
-        typed = parse_soles(_typed(event) or "")
-        chosen = f"amount:{typed}" if typed in rules.presets else None
-    if chosen is None:
-        return _reask(session, rules)
-    return _go(session, Step.CONFIRM, rules, product=credit_product(int(chosen.split(":")[1])))
+    if chosen is not None:
+        return _go(session, Step.CONFIRM, rules, product=credit_product(int(chosen.split(":")[1])))
+    if given.reading is not None and (given.reading.amount or given.reading.package):
+        return _product(session, given.reading, rules)
+    return _reask(session, rules)
 
 
-def _on_custom_amount(session: Session, event: Event, rules: Rules) -> Transition:
-    amount = parse_soles(_typed(event) or "")
-    if amount is None or not is_custom_amount_allowed(amount):
+def _on_custom_amount(session: Session, given: _Input, rules: Rules) -> Transition:
+    reading = given.reading
+    if reading is None or reading.amount is None:
         return Transition(session, (Say(msg.bad_amount()),))
-    return _go(session, Step.CONFIRM, rules, product=credit_product(amount))
+    return _product(session, replace(reading, package=None), rules)
 
 
-def _on_package(session: Session, event: Event, rules: Rules) -> Transition:
-    chosen = _chosen(session, event, rules)
+def _on_package(session: Session, given: _Input, rules: Rules) -> Transition:
+    chosen, reading = given.chosen, given.reading
     product = rules.catalogue.package(chosen.removeprefix("pkg:")) if chosen else None
+    if product is None and reading is not None and reading.package:
+        product = rules.catalogue.package(reading.package)
+    if product is None and reading is not None and reading.money:
+        return _product(session, reading, rules)  # "mejor una recarga de 10 soles"
     if product is None:
         return _reask(session, rules)
     return _go(session, Step.CONFIRM, rules, product=product)
 
 
-def _on_confirm(session: Session, event: Event, rules: Rules) -> Transition:
-    chosen = _chosen(session, event, rules)
+def _on_confirm(session: Session, given: _Input, rules: Rules) -> Transition:
     purchase = session.draft.purchase
-    if chosen == "cancel":
-        return _cancel(session)
-    if chosen == "change":
-        return _go(session, Step.CHANGE, rules)
-    if chosen != "confirm" or purchase is None:
-        return _reask(session, rules)
+    reading = given.reading
+    match given.chosen:
+        case "cancel":
+            return _cancel(session)
+        case "change" if reading is None or reading.correction is None:
+            return _go(session, Step.CHANGE, rules)
+        case "confirm" if purchase is not None:
+            return _checkout(session, purchase)
+    if reading is not None and reading.correction is not None:
+        return _correct(session, reading, rules)
+    if reading is not None and reading.has_data:
+        return _absorb(session, reading, rules)  # "mejor de 20", "al 987 654 322"
+    return _reask(session, rules)
+
+
+def _checkout(session: Session, purchase: Purchase) -> Transition:
     waiting = replace(
         session, step=Step.AWAIT_PAYMENT, payment=Payment(purchase.product.price_cents)
     )
     return Transition(waiting, (OpenCheckout(purchase),))
 
 
-def _on_change(session: Session, event: Event, rules: Rules) -> Transition:
-    match _chosen(session, event, rules):
-        case "change:number":
-            if session.profile.lines:
-                return _go(session, Step.PICK_LINE, rules)
-            return _go(session, Step.ASK_NUMBER, rules)
-        case "change:product":
+def _correct(session: Session, reading: Reading, rules: Rules) -> Transition:
+    """Fix one field ("no, el número es …", "cambiar titular") and keep the rest."""
+    if reading.has_data:
+        return _absorb(session, reading, rules)
+    return _change(session, reading.correction, rules)
+
+
+def _change(session: Session, field_: Field | None, rules: Rules) -> Transition:
+    draft = session.draft
+    match field_:
+        case Field.NUMBER:
+            target = Step.PICK_LINE if session.profile.lines else Step.ASK_NUMBER
+            return _go(session, target, rules)
+        case Field.OWNER:  # a new owner brings a new document (Ley 29733: rectification)
+            cleared = replace(draft, owner_name=None, doc_type=None, doc_number=None)
+            return _go(replace(session, draft=cleared), Step.ASK_NAME, rules)
+        case Field.DOCUMENT:
+            cleared = replace(draft, doc_type=None, doc_number=None)
+            return _go(replace(session, draft=cleared), Step.ASK_DOC_TYPE, rules)
+        case Field.PRODUCT:
             return _go(session, Step.CHOOSE_KIND, rules)
+    return _go(session, Step.CHANGE, rules)
+
+
+_CHANGES = {
+    "change:number": Field.NUMBER, "change:owner": Field.OWNER,
+    "change:document": Field.DOCUMENT, "change:product": Field.PRODUCT,
+}  # fmt: skip
+
+
+def _on_change(session: Session, given: _Input, rules: Rules) -> Transition:
+    if given.chosen in _CHANGES:
+        return _change(session, _CHANGES[given.chosen], rules)
+    if given.reading is not None and (given.reading.correction or given.reading.has_data):
+        return _correct(session, given.reading, rules)
     return _reask(session, rules)
 
 
-def _on_payment(session: Session, event: Event, rules: Rules) -> Transition:
+def _on_payment(session: Session, given: _Input, rules: Rules) -> Transition:
     payment = session.payment
+    event = given.event
     if payment is None:
-        return _greet(session, rules)
+        return _greet(session, rules, None)
     if isinstance(event, CheckoutOpened) and payment.order_id is None:
         opened = replace(payment, order_id=event.order_id, url=event.url)
         return Transition(
@@ -596,16 +935,19 @@ def _settled(session: Session, order: Order) -> Transition:
     updated = replace(session, profile=profile)
     if session.payment and session.payment.order_id == order.id:
         updated = Session(profile=profile)
+        if session.step is Step.HANDOFF:  # a person still has the chat
+            updated = replace(updated, step=Step.HANDOFF)
     if order.state is OrderState.COMPLETED and not profile.promos_asked and _idle(updated):
         return _ask_promos(updated, msg.settled(order))
     return Transition(updated, (Say(msg.settled(order)),))
 
 
-def _on_erase(session: Session, event: Event, rules: Rules) -> Transition:
+def _on_erase(session: Session, given: _Input, rules: Rules) -> Transition:
     """Erase after a Sí (cancelling an open link first); a No goes back to where the chat was."""
-    match _chosen(session, event, rules):
+    match given.chosen:
         case "erase:yes":
-            cancel = _cancel(session).effects[:-1]  # the CancelCheckout, if a link was open
+            payment = session.payment
+            cancel = (CancelCheckout(payment.order_id),) if payment and payment.order_id else ()
             return Transition(Session(), (*cancel, ErasePersonalData(), Say(msg.erased())))
         case "erase:no":
             if session.payment is not None:
@@ -631,14 +973,14 @@ def _ask_promos(session: Session, told: Reply) -> Transition:
     return Transition(asked, (Say(reply), RecordPromos(None)))
 
 
-def _on_promos(session: Session, event: Event, rules: Rules) -> Transition:
+def _on_promos(session: Session, given: _Input, rules: Rules) -> Transition:
     # Only answers reach here: step() lapses the question on anything else.
-    return _promos_set(session, _chosen(session, event, rules) == "promos:si", rules)
+    return _promos_set(session, given.chosen == "promos:si", rules)
 
 
 def _promos_command(session: Session, event: Event, rules: Rules) -> Transition:
     """``/promos si`` or ``/promos no``; anything else explains the command."""
-    words = fold(_typed(event) or "").split()
+    words = fold(event.body if isinstance(event, Text) else "").split()
     answer = words[1] if len(words) > 1 else ""
     if answer in ("si", "no"):
         return _promos_set(session, answer == "si", rules)
@@ -654,7 +996,7 @@ def _promos_set(session: Session, opt_in: bool, rules: Rules) -> Transition:
     return Transition(session, (RecordPromos(opt_in), said, *pending))
 
 
-_HANDLERS: dict[Step, Callable[[Session, Event, Rules], Transition]] = {
+_HANDLERS: dict[Step, Callable[[Session, _Input, Rules], Transition]] = {
     Step.CONFIRM_ERASE: _on_erase,
     Step.CONSENT: _on_consent,
     Step.PICK_LINE: _on_pick_line,

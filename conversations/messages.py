@@ -15,6 +15,7 @@ from conversations.model import (
     DocType,
     Line,
     Order,
+    OrderState,
     PersonalData,
     Product,
     ProductKind,
@@ -41,6 +42,9 @@ class Reply:
     link: Link | None = None
     # False for promos and other messages an opted-out customer (BAJA / STOP) must not get.
     essential: bool = True
+    # False where the options are figures themselves (amounts): a text channel lists them
+    # without positions, so a typed "7" can only mean S/ 7.
+    numbered: bool = True
 
 
 DOC_LABELS = {DocType.DNI: "DNI", DocType.CE: "Carné de Extranjería", DocType.PASSPORT: "Pasaporte"}
@@ -81,6 +85,10 @@ def welcome_back(options: Sequence[Option]) -> Reply:
     return Reply("¡Hola de nuevo! 👋 ¿Qué recargamos hoy?", tuple(options))
 
 
+def pick_line(options: Sequence[Option]) -> Reply:
+    return Reply("¿Qué número recargamos?", tuple(options))
+
+
 def ask_number() -> Reply:
     return Reply(
         "¿Qué número Claro quieres recargar? Escribe sus 9 dígitos, por ejemplo 987 654 321."
@@ -91,6 +99,13 @@ def bad_number() -> Reply:
     return Reply(
         "Ese número no parece un celular peruano. Debe tener 9 dígitos y empezar con 9, "
         "por ejemplo 987 654 321."
+    )
+
+
+def not_a_mobile() -> Reply:
+    return Reply(
+        "Ese número parece un teléfono fijo o de otro país, y solo recargo celulares Claro del "
+        "Perú: 9 dígitos que empiezan con 9, por ejemplo 987 654 321."
     )
 
 
@@ -106,13 +121,23 @@ def checking_number() -> Reply:
 
 
 def ask_name() -> Reply:
-    return Reply("¿A nombre de quién está la línea? Escribe el nombre completo del titular.")
+    return Reply(
+        "¿A nombre de quién está la línea? Escribe los nombres y apellidos del titular, "
+        "por ejemplo María Quispe Mamani."
+    )
 
 
 def bad_name() -> Reply:
     return Reply(
-        "No pude leer ese nombre. Escríbelo solo con letras y espacios, de 2 a 60 caracteres "
-        "(por ejemplo María Quispe)."
+        "Necesito los nombres y apellidos del titular, solo con letras (se aceptan tildes, ñ, "
+        "apóstrofos y guiones), por ejemplo María Quispe Mamani."
+    )
+
+
+def one_word_name(word: str) -> Reply:
+    return Reply(
+        f"¿«{word}» es el nombre completo? Escribe nombres y apellidos, por ejemplo "
+        f"{word} Quispe. Si su pasaporte lleva un solo nombre, escríbelo otra vez igual."
     )
 
 
@@ -136,7 +161,11 @@ def ask_kind(msisdn: str, options: Sequence[Option], *, saved: bool = False) -> 
 
 
 def ask_amount(options: Sequence[Option]) -> Reply:
-    return Reply("Elige el monto de tu recarga:", tuple(options))
+    return Reply(
+        "¿De cuánto es la recarga? Escribe el monto en soles (por ejemplo 10) o elige uno:",
+        tuple(options),
+        numbered=False,
+    )
 
 
 def ask_custom_amount() -> Reply:
@@ -145,8 +174,8 @@ def ask_custom_amount() -> Reply:
 
 def bad_amount() -> Reply:
     return Reply(
-        f"Ese monto no es válido. Escribe soles enteros, sin céntimos, de {_CUSTOM_RANGE} "
-        "(por ejemplo 25)."
+        f"Recargo montos enteros de {_CUSTOM_RANGE}, sin céntimos. Escribe el monto, "
+        "por ejemplo 25."
     )
 
 
@@ -181,8 +210,45 @@ def ask_change(options: Sequence[Option]) -> Reply:
     return Reply("¿Qué quieres cambiar?", tuple(options))
 
 
-def bad_choice(options: Sequence[Option]) -> Reply:
-    return Reply("No entendí. Elige una opción, con su número o su nombre:", tuple(options))
+def bad_choice(options: Sequence[Option], *, numbered: bool = True) -> Reply:
+    first = options[0].label.split(" S/ ")[0] if options else ""
+    how = f"con su número (por ejemplo 1) o su nombre (por ejemplo «{first}»)"
+    if not numbered:
+        how = f"escribiéndola tal cual, por ejemplo «{first}»"
+    return Reply(
+        f"No te entendí. Elige una de estas opciones {how}:", tuple(options), numbered=numbered
+    )
+
+
+def bad_document_type(options: Sequence[Option]) -> Reply:
+    return Reply(
+        "No te entendí. ¿Qué documento tiene el titular? Escribe DNI, Carné de Extranjería o "
+        "Pasaporte (puedes poner también el número, por ejemplo «DNI 45678912»):",
+        tuple(options),
+    )
+
+
+def chatter(thanks: bool) -> Reply:
+    return Reply("¡De nada! 😊" if thanks else "👍")
+
+
+def resume(prompt: Reply) -> Reply:
+    """Answer a greeting mid-purchase without starting over."""
+    return Reply(
+        f"¡Hola! Sigamos donde nos quedamos. {prompt.text}",
+        prompt.options,
+        prompt.link,
+        numbered=prompt.numbered,
+    )
+
+
+def idle_chatter(thanks: bool) -> Reply:
+    lead = "¡De nada! 😊" if thanks else "👍"
+    return Reply(f"{lead} Cuando quieras otra recarga, escribe «recargar».")
+
+
+def at_start() -> Reply:
+    return Reply("Ya estamos en el primer paso.")
 
 
 def payment_link(amount_cents: int, url: str) -> Reply:
@@ -211,10 +277,84 @@ def checkout_failed(options: Sequence[Option]) -> Reply:
 
 
 def cancelled() -> Reply:
+    """Cancel before any payment link existed: no money was ever at stake."""
+    return Reply("Listo, cancelé la operación. Escríbeme cuando quieras recargar.")
+
+
+def cancel_outcome(order: Order | None, *, charged: bool | None) -> Reply:
+    """What /cancelar did to the order the chat waited on, as the gateway and storage say."""
+    if order is None:
+        return cancelled()
+    amount = soles(order.amount_cents)
+    if order.state in (OrderState.CANCELLED, OrderState.EXPIRED) and charged is False:
+        return Reply(
+            f"Listo, anulé tu enlace de pago de {amount} y no se realizó ningún cargo. "
+            "Escríbeme cuando quieras recargar."
+        )
+    if order.state in (OrderState.CANCELLED, OrderState.EXPIRED):
+        return Reply(
+            f"Anulé tu pedido de {amount}. Si alcanzaste a pagar justo ahora, no pierdes nada: "
+            "recargaremos tu línea o te devolveremos el dinero, y te aviso por aquí."
+        )
     return Reply(
-        "Listo, cancelé la operación y no se realizó ningún cargo. "
-        "Escríbeme cuando quieras recargar."
+        f"Ese pedido ya está pagado, así que no puedo anularlo. {order_status(order).text}"
     )
+
+
+def order_status(order: Order) -> Reply:
+    """Where a paid order stands, in words that match its state."""
+    amount, number = soles(order.amount_cents), display_msisdn(order.purchase.line.msisdn)
+    paid = f"Ya recibimos tu pago de {amount}."
+    match order.state:
+        case OrderState.PAID | OrderState.TOPPING_UP | OrderState.TOPUP_UNKNOWN:
+            return Reply(f"{paid} Estamos recargando la línea {number}; te aviso apenas termine.")
+        case OrderState.HELD:
+            when = (
+                f" hasta el {order.refund_after.astimezone(LIMA):%d/%m a las %H:%M}"
+                if order.refund_after
+                else ""
+            )
+            return Reply(
+                f"{paid} La recarga de la línea {number} está demorando por un problema de nuestro "
+                f"proveedor; la reintentamos cada pocos minutos. Si no se completa{when}, te "
+                f"devolvemos {amount} a tu tarjeta automáticamente."
+            )
+        case OrderState.TOPUP_FAILED:
+            return Reply(
+                f"{paid} No pudimos recargar la línea {number} y estamos devolviendo {amount} a "
+                "tu tarjeta; te aviso cuando esté hecho."
+            )
+        case OrderState.FLAGGED:
+            return Reply(f"{paid} Estamos revisando tu pedido; te escribimos pronto.")
+        case OrderState.COMPLETED | OrderState.REFUNDED | OrderState.EXPIRED:
+            return settled(order)
+        case OrderState.CANCELLED:
+            return Reply(f"Tu pedido de {amount} fue anulado y no se realizó ningún cargo.")
+    return payment_pending(order.amount_cents, order.checkout.url if order.checkout else None)
+
+
+def handoff(hours: str) -> Reply:
+    return Reply(
+        "Listo, le pasé tu chat a una persona de nuestro equipo y te escribirá por aquí "
+        f"({hours}). Mientras tanto no responderé automáticamente. Para volver conmigo, "
+        "escribe «menú»."
+    )
+
+
+def complaint(hours: str, book_url: str | None) -> Reply:
+    book = (
+        f" También puedes registrarlo en nuestro Libro de Reclamaciones virtual: {book_url}"
+        if book_url
+        else ""
+    )
+    return Reply(
+        f"Lamento el inconveniente. Una persona de nuestro equipo revisará tu reclamo y te "
+        f"escribirá por aquí ({hours}).{book} Para volver conmigo, escribe «menú»."
+    )
+
+
+def back_to_bot() -> Reply:
+    return Reply("¡Aquí estoy de nuevo! 🤖")
 
 
 def help_text() -> Reply:

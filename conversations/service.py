@@ -10,11 +10,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from conversations.errors import PaymentProviderError
 from conversations.machine import (
+    CallPerson,
+    CancelAnswered,
     CancelCheckout,
     CheckOperator,
     CheckoutFailed,
@@ -43,6 +45,7 @@ from conversations.masking import mask_chat, mask_msisdn
 from conversations.messages import Reply
 from conversations.model import ChatKey, Order, OrderState, PersonalData, Purchase
 from conversations.ports import (
+    Alerts,
     ChatLocks,
     ConversationStore,
     Messenger,
@@ -54,6 +57,7 @@ from conversations.ports import (
     Usage,
 )
 from conversations.privacy_guard import Guard
+from conversations.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +125,7 @@ class ChatService:
     privacy: Privacy | None = None
     usage: Usage | None = None
     guard: Guard = field(default_factory=Guard)
+    operators: Alerts | None = None  # where a chat asking for a person is raised
 
     async def handle(self, key: ChatKey, event: Event) -> None:
         """Feed one event to the chat's conversation and send the replies, in order."""
@@ -137,7 +142,7 @@ class ChatService:
                 await self.messenger.send(key, reply, answering=answering)
 
     async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
-        session = await self.store.load(key)
+        session = await self._with_order(await self.store.load(key))
         pending: list[Event] = [event]
         replies: list[Reply] = []
         erased = False
@@ -154,6 +159,13 @@ class ChatService:
             await self.store.save(key, session)
         return replies
 
+    async def _with_order(self, session: Session) -> Session:
+        """Attach the order the chat waits on, as it stands now: replies about money follow it."""
+        payment = session.payment
+        if payment is None or payment.order_id is None:
+            return session
+        return replace(session, order=await self.orders.get(payment.order_id))
+
     async def _perform(self, key: ChatKey, effect: Effect) -> Event | None:
         match effect:
             case CheckOperator(msisdn):
@@ -167,7 +179,9 @@ class ChatService:
             case OpenCheckout(purchase):
                 return await self._open_checkout(key, purchase)
             case CancelCheckout(order_id):
-                await self._cancel_checkout(order_id)
+                return await self._cancel_checkout(order_id)
+            case CallPerson(complaint):
+                await self._call_person(key, complaint=complaint)
             case ShowHistory(limit):
                 return HistoryLoaded(tuple(await self.orders.recent(key, limit=limit)))
             case ShowPersonalData():
@@ -210,16 +224,30 @@ class ChatService:
         logger.info("checkout opened order=%s chat=%s", order.id, mask_chat(key))
         return CheckoutOpened(order.id, checkout.url)
 
-    async def _cancel_checkout(self, order_id: str) -> None:
+    async def _cancel_checkout(self, order_id: str) -> CancelAnswered:
+        """Cancel, close the link, then ask the gateway whether the card was charged after all."""
         # Mark first: if the customer pays in the meantime, the paid webhook still wins.
-        if not await self._move(order_id, OrderState.AWAITING_PAYMENT, OrderState.CANCELLED):
-            return
+        cancelled = await self._move(order_id, OrderState.AWAITING_PAYMENT, OrderState.CANCELLED)
         order = await self.orders.get(order_id)
-        if order and order.checkout:
-            try:
-                await self.payments.expire(order.checkout.session_id)
-            except PaymentProviderError:
-                logger.warning("could not expire checkout of order=%s", order_id, exc_info=True)
+        if not cancelled or order is None or order.checkout is None:
+            return CancelAnswered(
+                order, charged=None if order is None else order.payment_ref is not None
+            )
+        try:
+            await self.payments.expire(order.checkout.session_id)
+            view = await self.payments.retrieve(order.checkout.session_id)
+        except PaymentProviderError:
+            logger.warning("could not expire checkout of order=%s", order_id, exc_info=True)
+            return CancelAnswered(order, charged=None)
+        return CancelAnswered(order, charged=view.paid)
+
+    async def _call_person(self, key: ChatKey, *, complaint: bool) -> None:
+        what = "un reclamo" if complaint else "hablar con una persona"
+        logger.info("handoff (%s) chat=%s", "complaint" if complaint else "agent", mask_chat(key))
+        if self.operators is not None:
+            await self.operators.alert(
+                f"Un cliente de {key.channel.value} ({mask_chat(key)}) pidió {what}."
+            )
 
     async def _move(
         self,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from conversations.model import DocType, Line, Product, ProductKind, Purchase
+from conversations.model import DocType, Line, Order, Product, ProductKind, Purchase
 
 
 class Step(StrEnum):
@@ -30,6 +30,7 @@ class Step(StrEnum):
     AWAIT_PAYMENT = "await_payment"
     ASK_PROMOS = "ask_promos"  # after the first completed recharge: promos, yes or no?
     CONFIRM_ERASE = "confirm_erase"  # "¿Borro tus datos?" (from any step)
+    HANDOFF = "handoff"  # a person answers: the bot stays quiet until "menú" or /bot
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Draft:
     doc_type: DocType | None = None
     doc_number: str | None = None
     product: Product | None = None
+    single_name: str | None = None  # a one-word name typed once: a second time accepts it
 
     @property
     def line(self) -> Line | None:
@@ -87,6 +89,9 @@ class Session:
     draft: Draft = field(default_factory=Draft)
     payment: Payment | None = None
     profile: Profile = field(default_factory=Profile)
+    # The order of ``payment`` as storage has it now: read with every message, never persisted,
+    # so what the bot says about the money follows the order's real state.
+    order: Order | None = None
 
 
 def dump_session(session: Session) -> str:
@@ -114,6 +119,7 @@ def load_session(text: str | None, profile: Profile) -> Session:
                 doc_type=DocType(draft["doc_type"]) if draft.get("doc_type") else None,
                 doc_number=draft.get("doc_number"),
                 product=product_from_dict(product) if product else None,
+                single_name=draft.get("single_name"),
             ),
             payment=Payment(**payment) if payment else None,
             profile=profile,

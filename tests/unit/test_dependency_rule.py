@@ -11,7 +11,8 @@ import pytest
 import conversations
 
 CORE = Path(conversations.__file__).parent
-PURE_HELPERS = frozenset({"phonenumbers", "stdnum"})
+# Pure readers of free text (reading.py): no I/O, no state.
+PURE_HELPERS = frozenset({"phonenumbers", "stdnum", "text_to_num", "rapidfuzz"})
 # Named explicitly so that the rule holds even if one of them ever ships with Python.
 FORBIDDEN = frozenset({
     "bot", "adapters", "storage", "telegram", "twilio", "stripe", "sqlmodel", "sqlalchemy",
