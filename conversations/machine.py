@@ -32,7 +32,7 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.reading import FILLERS, Field, Intent, Reading, read
+from conversations.reading import FILLERS, Field, Intent, Reading, read, split_document
 from conversations.session import Draft, Payment, Session, Step
 
 # ---------------------------------------------------------------- events (what happened)
@@ -218,7 +218,20 @@ _ALIASES = {
     "confirm": ("si", "ok", "confirmo", "pagar"),
     "change": ("modificar", "editar", "cambiar"),
     "new": ("otro", "otro numero", "nuevo numero", "otra linea", "nuevo"),
-    "repeat": ("repetir", "repetir ultima recarga", "la misma", "lo mismo", "igual"),
+    "repeat": (
+        "repetir",
+        "repetir ultima recarga",
+        "la misma",
+        "lo mismo",
+        "igual",
+        "repite",
+        "el mismo",
+        "lo de siempre",
+        "el de siempre",
+        "la de siempre",
+        "igual que la ultima",
+        "otra vez",
+    ),
     "doc:dni": ("dni",),
     "doc:ce": ("ce", "carne", "carnet", "carne de extranjeria", "extranjeria"),
     "doc:pasaporte": ("pasaporte", "passport"),
@@ -443,6 +456,8 @@ def _command(session: Session, event: Event, command: str, rules: Rules) -> Tran
 
 def _chatter(session: Session, reading: Reading, rules: Rules) -> Transition | None:
     """Small talk mid-purchase: answered in kind, then the pending question again."""
+    if reading.intent is Intent.RECHARGE and not reading.has_data:
+        return Transition(session, _prompt(session, rules))  # "quiero recargar": we are at it
     if not reading.chatter or (session.step in _YES_NO and reading.answer is not None):
         return None
     prompt = _prompt(session, rules)
@@ -582,7 +597,8 @@ def _absorb(session: Session, reading: Reading, rules: Rules) -> Transition:
     if reading.msisdn and reading.msisdn != draft.msisdn:
         return _new_number(session, reading.msisdn, rules)
     if reading.other_phone and not reading.msisdn:
-        return Transition(session, (Say(msg.not_a_mobile()),))
+        told = msg.bad_number() if reading.garbled_mobile else msg.not_a_mobile()
+        return Transition(session, (Say(told),))
     return _advance(session, rules)
 
 
@@ -690,7 +706,9 @@ def _on_pick_line(session: Session, given: _Input, rules: Rules) -> Transition:
     if line is not None:
         return _advance(replace(session, draft=Draft.of(line, session.draft.product)), rules)
     reading = given.reading
-    if reading is not None and (reading.msisdn or reading.other_phone or reading.money):
+    if reading is not None and (
+        reading.msisdn or reading.other_phone or reading.money or reading.package
+    ):
         return _absorb(session, reading, rules)  # "recarga 10 al 987…", a new number
     return _reask(session, rules)
 
@@ -734,12 +752,18 @@ _NAME_LEADS = (
     "mi nombre es", "me llamo", "se llama", "soy", "el titular es", "la titular es",
     "titular", "a nombre de", "esta a nombre de", "nombre", "es de", "es",
 )  # fmt: skip
-_NOT_NAMES = FILLERS - {"de", "del", "la", "las", "los", "y"} | {"no", "se", "si", "sé", "nose"}
+_NOT_NAMES = FILLERS - {"de", "del", "la", "las", "los", "y"} | {
+    "no", "se", "si", "sé", "nose", "yo", "mio", "mia", "mismo", "misma"
+}  # fmt: skip
 
 
 def _on_name(session: Session, given: _Input, rules: Rules) -> Transition:
     reading = given.reading
     name = _name_of(given.text)
+    if name is None and reading is not None and reading.doc_text:
+        with_document = _name_and_document(session, given.text, rules)
+        if with_document is not None:
+            return with_document
     if name is None or reading is None or reading.intent or reading.answer is not None:
         return Transition(session, (Say(msg.bad_name()),))
     if " " not in name and fold(name) != session.draft.single_name:
@@ -750,6 +774,22 @@ def _on_name(session: Session, given: _Input, rules: Rules) -> Transition:
     return _advance(
         replace(session, draft=replace(session.draft, owner_name=name, single_name=None)), rules
     )
+
+
+def _name_and_document(session: Session, text: str, rules: Rules) -> Transition | None:
+    """ "Rosa Huamán DNI 45678912": the owner and their document in one message."""
+    said, rest = split_document(text)
+    name, document = _name_of(said.strip(" ,;:-")), read(rest)
+    if name is None or " " not in name:
+        return None
+    doc_type = document.doc_type or DocType.DNI
+    number = document.document(doc_type)
+    draft = replace(session.draft, owner_name=name, doc_type=doc_type, doc_number=number)
+    named = replace(session, draft=replace(draft, single_name=None))
+    if number is None:
+        asking = replace(named, step=Step.ASK_DOC_NUMBER)
+        return Transition(asking, (Say(msg.bad_doc_number(doc_type)),))
+    return _advance(named, rules)
 
 
 def _name_of(text: str) -> str | None:
@@ -849,14 +889,19 @@ def _on_package(session: Session, given: _Input, rules: Rules) -> Transition:
 def _on_confirm(session: Session, given: _Input, rules: Rules) -> Transition:
     purchase = session.draft.purchase
     reading = given.reading
+    if reading is not None and reading.figure and not reading.money:
+        # "no, mejor 20" is an amount in soles; "1" alone picks the first option.
+        position = given.chosen is not None and given.text.strip().isdecimal()
+        reading = replace(reading, figure=None, money=None if position else reading.figure)
+    fixing = reading is not None and (reading.correction is not None or reading.has_data)
     match given.chosen:
         case "cancel":
             return _cancel(session)
-        case "change" if reading is None or reading.correction is None:
+        case "change" if not fixing:
             return _go(session, Step.CHANGE, rules)
-        case "confirm" if purchase is not None:
+        case "confirm" if purchase is not None and not fixing:  # "sí, 20 soles" changes first
             return _checkout(session, purchase)
-    if reading is not None and reading.correction is not None:
+    if reading is not None and (reading.correction is not None or reading.kind):
         return _correct(session, reading, rules)
     if reading is not None and reading.has_data:
         return _absorb(session, reading, rules)  # "mejor de 20", "al 987 654 322"
@@ -872,6 +917,9 @@ def _checkout(session: Session, purchase: Purchase) -> Transition:
 
 def _correct(session: Session, reading: Reading, rules: Rules) -> Transition:
     """Fix one field ("no, el número es …", "cambiar titular") and keep the rest."""
+    if reading.kind and not (reading.amount or reading.package or reading.msisdn):
+        target = Step.CHOOSE_AMOUNT if reading.kind is ProductKind.CREDIT else Step.CHOOSE_PACKAGE
+        return _go(session, target, rules)  # "cambiar monto", "mejor un paquete"
     if reading.has_data:
         return _absorb(session, reading, rules)
     return _change(session, reading.correction, rules)

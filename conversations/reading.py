@@ -106,7 +106,10 @@ _DOC_WORDS: dict[str, DocType] = {
 }
 _KIND_WORDS: dict[str, ProductKind] = {
     **dict.fromkeys(("saldo", "credito", "minutos", "monto"), ProductKind.CREDIT),
-    **dict.fromkeys(("paquete", "paquetes", "pack", "plan", "megas", "datos"), ProductKind.PACKAGE),
+    **dict.fromkeys(
+        ("paquete", "paquetes", "pack", "plan", "megas", "datos", "pakete", "paketes", "paqete"),
+        ProductKind.PACKAGE,
+    ),
 }
 _FIELD_WORDS: dict[str, Field] = {
     **dict.fromkeys(("numero", "linea", "celular", "cel"), Field.NUMBER),
@@ -144,6 +147,9 @@ class Reading:
     answer: bool | None = None  # sí / no
     msisdn: str | None = None  # a Peruvian mobile
     other_phone: bool = False  # a number that is a phone but not a Peruvian mobile
+    garbled_mobile: bool = (
+        False  # that number looks like a mobile typed with a digit too many or few
+    )
     money: Amount | None = None  # an amount marked as money (S/, soles, lucas)
     figure: Amount | None = None  # a bare figure: soles where an amount is asked
     doc_type: DocType | None = None
@@ -181,6 +187,7 @@ def read(text: str, packages: Iterable[Product] = ()) -> Reading:
         return Reading()  # text that displays other than it reads: take nothing from it
     folded = fold(text)
     msisdn, other_phone, rest = _phones(folded)
+    garbled = other_phone and not msisdn and bool(_GARBLED_MOBILE.search(rest))
     spelled = _spelled(rest)
     words = tuple(_TOKEN_RE.findall(spelled))
     doc_type, doc_text = _document(words)
@@ -190,6 +197,7 @@ def read(text: str, packages: Iterable[Product] = ()) -> Reading:
         answer=_answer(words),
         msisdn=msisdn,
         other_phone=other_phone,
+        garbled_mobile=garbled,
         money=money,
         figure=figure,
         doc_type=doc_type,
@@ -199,6 +207,18 @@ def read(text: str, packages: Iterable[Product] = ()) -> Reading:
         correction=_correction(words, msisdn is not None),
         words=words,
     )
+
+
+def split_document(text: str) -> tuple[str, str]:
+    """ "Rosa Huamán DNI 45678912" -> ("Rosa Huamán ", "DNI 45678912"): what precedes a document."""
+    found = _DOC_START.search(text)
+    return (text[: found.start()], text[found.start() :]) if found else (text, "")
+
+
+_DOC_START = re.compile(r"\b(?:d\.?n\.?i|c\.?e|carn[eé]t?|pasaporte|passport)\b|\d", re.IGNORECASE)
+
+
+_GARBLED_MOBILE = re.compile(r"\b9\d{2}[\s.-]?\d{3}[\s.-]?\d{2,3}\b")
 
 
 def _phones(folded: str) -> tuple[str | None, bool, str]:
@@ -215,7 +235,7 @@ def _phones(folded: str) -> tuple[str | None, bool, str]:
         else:
             other = True
         rest = rest.replace(match.raw_string, " ")
-    if msisdn is None and not other and re.search(r"\b9\d{2}[\s.-]?\d{3}[\s.-]?\d{2,3}\b", rest):
+    if msisdn is None and not other and _GARBLED_MOBILE.search(rest):
         other = True  # nine-ish digits starting with 9 that are no valid line
     return msisdn, other, rest
 
@@ -235,7 +255,9 @@ def _document(words: tuple[str, ...]) -> tuple[DocType | None, str]:
         if w not in _DOC_WORDS and w not in FILLERS and _fuzzy(w) is None
         and w not in ("de", "identidad", "documento", "extranjero", "extranjera", "mi", "n°", "°")
     ]  # fmt: skip
-    return doc_type, "".join(w for w in keep if re.fullmatch(r"[a-z0-9]+", w))
+    # "45.678.912": dots group the digits of a document as they do those of a phone number.
+    digits = (w.replace(".", "") if re.fullmatch(r"\d[\d.]*", w) else w for w in keep)
+    return doc_type, "".join(w for w in digits if re.fullmatch(r"[a-z0-9]+", w))
 
 
 def _amounts(spelled: str, has_doc: bool) -> tuple[Amount | None, Amount | None]:
@@ -277,6 +299,8 @@ def _answer(words: tuple[str, ...]) -> bool | None:
     if any(w in _NO for w in meaningful):
         return False
     if meaningful and any(w in _YES or w == "👍" for w in meaningful):
+        return True
+    if "de una" in " ".join(words):  # Peruvian "right away": yes
         return True
     return None
 

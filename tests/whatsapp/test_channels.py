@@ -25,7 +25,7 @@ async def test_telegram_and_whatsapp_conversations_and_saved_lines_are_independe
     on_telegram = await bot.store.load(SAME_PERSON_ON_TELEGRAM)
     assert [line.owner_name for line in on_whatsapp.profile.lines] == ["María Quispe"]
     assert [line.owner_name for line in on_telegram.profile.lines] == ["Ana Díaz"]
-    assert "Elige el monto" in whatsapp_next[0]
+    assert "¿De cuánto es la recarga?" in whatsapp_next[0]
     assert "987 654 321" in whatsapp_greeting and "912" not in whatsapp_greeting
     assert on_telegram.step is Step.PICK_LINE
     assert {m["To"] for m in twilio.messages} == {phone.address}  # Telegram's replies stay there

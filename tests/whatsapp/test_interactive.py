@@ -238,9 +238,9 @@ async def test_a_pressed_option_drives_the_chat_exactly_like_typing_it(http, twi
     [
         ("Diez", {"ButtonPayload": "amount:10"}),  # the item's id, whatever the title says
         ("S/ 10.00", {}),  # its title alone, should a list reply carry no payload
-        ("4", {}),  # its number, typed
+        ("10", {}),  # its amount, typed: a figure at the amounts is soles, never a position
     ],
-    ids=["payload", "title", "number"],
+    ids=["payload", "title", "amount"],
 )
 async def test_a_list_item_is_read_from_its_payload_its_title_or_its_number(
     phone: Phone, answer: str, extra: dict[str, str]
@@ -259,7 +259,7 @@ async def test_a_button_from_an_earlier_message_is_asked_again_not_taken(phone: 
     [again] = await phone.send(phone.press("accept", "Acepto"))  # the consent, long answered
 
     assert again["ContentSid"] == LIST_PICKER[8]
-    assert variables(again)["1"].startswith("No entendí")
+    assert variables(again)["1"].startswith("No te entendí")
 
 
 async def test_a_purchase_by_buttons_list_and_pay_button_ends_in_recarga_exitosa(
