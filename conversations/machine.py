@@ -212,26 +212,17 @@ class Rules:
 # ---------------------------------------------------------------- options per step
 
 _OTHER_AMOUNT = "amount:other"
+_REPEAT = (
+    "repetir", "repetir ultima recarga", "la misma", "lo mismo", "igual", "repite", "el mismo",
+    "lo de siempre", "el de siempre", "la de siempre", "igual que la ultima", "otra vez",
+)  # fmt: skip
 _ALIASES = {
     "accept": ("si", "acepto", "ok", "de acuerdo"),
     "decline": ("no",),
     "confirm": ("si", "ok", "confirmo", "pagar"),
     "change": ("modificar", "editar", "cambiar"),
     "new": ("otro", "otro numero", "nuevo numero", "otra linea", "nuevo"),
-    "repeat": (
-        "repetir",
-        "repetir ultima recarga",
-        "la misma",
-        "lo mismo",
-        "igual",
-        "repite",
-        "el mismo",
-        "lo de siempre",
-        "el de siempre",
-        "la de siempre",
-        "igual que la ultima",
-        "otra vez",
-    ),
+    "repeat": _REPEAT,
     "doc:dni": ("dni",),
     "doc:ce": ("ce", "carne", "carnet", "carne de extranjeria", "extranjeria"),
     "doc:pasaporte": ("pasaporte", "passport"),

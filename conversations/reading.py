@@ -147,9 +147,7 @@ class Reading:
     answer: bool | None = None  # sí / no
     msisdn: str | None = None  # a Peruvian mobile
     other_phone: bool = False  # a number that is a phone but not a Peruvian mobile
-    garbled_mobile: bool = (
-        False  # that number looks like a mobile typed with a digit too many or few
-    )
+    garbled_mobile: bool = False  # that phone is a mobile with a digit too many or too few
     money: Amount | None = None  # an amount marked as money (S/, soles, lucas)
     figure: Amount | None = None  # a bare figure: soles where an amount is asked
     doc_type: DocType | None = None
