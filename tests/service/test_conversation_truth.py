@@ -1,4 +1,4 @@
-"""The conversation issue's findings, replayed through the real chat service as customers typed them.
+"""The conversation issue's findings, replayed through the real chat service as typed.
 
 Each test failed on the dialogue before reading.py (commit 7a58bb2) and passes now.
 """
@@ -42,7 +42,7 @@ async def test_finding_1_a_paid_held_order_is_never_called_unpaid(services, mess
 
 
 class HeldWebhooks:
-    """The gateway's webhooks, kept back to be delivered late (a payment landing after /cancelar)."""
+    """The gateway's webhooks kept back: a payment that lands after /cancelar."""
 
     def __init__(self) -> None:
         self.kept: list[tuple[bytes, str]] = []
