@@ -365,6 +365,10 @@ def help_text() -> Reply:
         "• ayuda o /ayuda: ver esta ayuda\n"
         "• mis recargas o /misrecargas: ver tus últimas recargas\n"
         "• mis datos o /misdatos: ver tus datos; /borrar: borrarlos\n"
+        "• atrás: volver a la pregunta anterior; «cambiar titular» o «cambiar documento»: "
+        "corregir tus datos\n"
+        "• asesor: hablar con una persona; reclamo: dejar un reclamo\n"
+        "También puedes escribir todo junto, por ejemplo «recarga 10 al 987654321».\n"
         f"El pago se hace solo en la página segura del enlace. {_NO_CARD_HERE}"
     )
 
