@@ -50,8 +50,8 @@ class Reply:
 DOC_LABELS = {DocType.DNI: "DNI", DocType.CE: "Carné de Extranjería", DocType.PASSPORT: "Pasaporte"}
 _DOC_RULES = {
     DocType.DNI: "8 dígitos (por ejemplo 45678912)",
-    DocType.CE: "de 9 a 12 dígitos",
-    DocType.PASSPORT: "de 6 a 12 letras y números",
+    DocType.CE: "de 9 a 12 dígitos (por ejemplo 001234567)",
+    DocType.PASSPORT: "de 6 a 12 letras y números (por ejemplo AB123456)",
 }
 _CUSTOM_RANGE = f"{soles(MIN_CUSTOM_SOLES * 100)} a {soles(MAX_CUSTOM_SOLES * 100)}"
 _NO_CARD_HERE = "Nunca escribas los datos de tu tarjeta en este chat."

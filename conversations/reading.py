@@ -250,7 +250,8 @@ def _document(words: tuple[str, ...]) -> tuple[DocType | None, str]:
     doc_type = _first(words, _DOC_WORDS)
     keep = [
         w for w in words
-        if w not in _DOC_WORDS and w not in FILLERS and _fuzzy(w) is None
+        if w not in _DOC_WORDS and w not in FILLERS and w not in _NO and w not in _YES
+        and _fuzzy(w) is None
         and w not in ("de", "identidad", "documento", "extranjero", "extranjera", "mi", "n°", "°")
     ]  # fmt: skip
     # "45.678.912": dots group the digits of a document as they do those of a phone number.
