@@ -992,6 +992,8 @@ def _on_erase(session: Session, given: _Input, rules: Rules) -> Transition:
             if session.payment is not None:
                 back = replace(session, step=Step.AWAIT_PAYMENT)
                 return Transition(back, (Say(msg.erase_kept()), *_prompt(back, rules)))
+            if session.draft != Draft():  # a purchase under way: ask what it still lacks
+                return _advance(session, rules, (Say(msg.erase_kept()),))
             return Transition(Session(profile=session.profile), (Say(msg.erase_kept()),))
     return _reask(session, rules)
 
