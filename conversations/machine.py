@@ -748,6 +748,9 @@ _NOT_NAMES = FILLERS - {"de", "del", "la", "las", "los", "y"} | {
 }  # fmt: skip
 
 
+_NAME_TAILS = frozenset(("porfa", "porfis", "xfa", "plis", "pls", "please", "favor", "por", "pe"))
+
+
 def _on_name(session: Session, given: _Input, rules: Rules) -> Transition:
     reading = given.reading
     name = _name_of(given.text)
@@ -785,7 +788,10 @@ def _name_and_document(session: Session, text: str, rules: Rules) -> Transition 
 
 def _name_of(text: str) -> str | None:
     """The owner's name in "María Quispe", "soy María Quispe", "a nombre de María Quispe"."""
-    tidy = " ".join(text.replace(":", " ").split())
+    words = text.replace(":", " ").split()
+    while words and fold(words[-1]).strip(".,!") in _NAME_TAILS:  # "María Quispe porfa"
+        words.pop()
+    tidy = " ".join(words).strip(" ,;.!")
     for lead in _NAME_LEADS:
         if fold(tidy).startswith(lead + " "):
             tidy = tidy[len(lead) + 1 :]

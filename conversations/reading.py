@@ -99,6 +99,9 @@ FILLERS = frozenset(
      "es", "hacer", "hazme", "dame", "mandame", "manda", "ahora", "rapido", "nomas", "noma",
      "numero", "nro", "n", "cel", "celular", "linea", "movil", "hablar", "que", "mas")
 )  # fmt: skip
+_PLEASE = frozenset(
+    ("por", "favor", "porfa", "porfis", "porfavor", "xfa", "xfavor", "plis", "pls", "please")
+)
 _DOC_WORDS: dict[str, DocType] = {
     **dict.fromkeys(("dni", "d.n.i", "d.n.i."), DocType.DNI),
     **dict.fromkeys(("ce", "carne", "carnet", "extranjeria", "c.e", "c.e."), DocType.CE),
@@ -276,6 +279,8 @@ def _amount(figure: str) -> Amount:
 
 
 def _intent(words: tuple[str, ...]) -> Intent | None:
+    if words and all(w in _PLEASE for w in words):
+        return Intent.ACK  # a lone "porfa" nudges: the pending question again
     found = {i for w in words if (i := _EMOJI_INTENTS.get(w) or _INTENT_WORDS.get(w) or _fuzzy(w))}
     if "no" in words and found <= {Intent.THANKS}:
         return None  # "no gracias" declines, it does not thank
