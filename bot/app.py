@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -48,9 +47,10 @@ from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
 from conversations.machine import OrderSettled, Rules
 from conversations.model import Order
-from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
+from conversations.ports import Alerts, ChatLocks, Messenger, PackageSource, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
+from storage.catalogue import SqlCatalogue, SyncReport
 from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
@@ -94,6 +94,7 @@ class Services:
     telegram: TelegramChannel | None = None
     privacy: SqlPrivacy | None = None
     audit: SqlAudit | None = None
+    catalogue: SqlCatalogue | None = None
 
     @asynccontextmanager
     async def lifetime(self, *, background: bool = True) -> AsyncIterator[Services]:
@@ -102,6 +103,7 @@ class Services:
         try:
             await upgrade(self.engine)
             await check_keys(self.engine)
+            await self._stock_catalogue()
             if self.telegram:  # before the worker, which may tell customers at once
                 await self.telegram.start()
             await self.worker.run_once()
@@ -119,6 +121,28 @@ class Services:
                 await close()
             await self.engine.dispose()
 
+    async def sync_catalogue(self) -> SyncReport:
+        """Read the provider's packages into the catalogue (``recargabot catalogue sync``)."""
+        if self.catalogue is None or not isinstance(self.topups, PackageSource):
+            raise RuntimeError("this top-up provider lists no packages")
+        offers = await self.topups.offers()
+        return await self.catalogue.sync(offers, at=self.chat.clock())
+
+    async def _stock_catalogue(self) -> None:
+        """The sandbox's catalogue is synced at every start, so the demo needs no sync step;
+        a real provider's only when the catalogue is empty (operators sync it themselves)."""
+        if self.catalogue is None or not (
+            isinstance(self.topups, SandboxTopUps) or not await self.catalogue.listing()
+        ):
+            return
+        try:
+            report = await self.sync_catalogue()
+        except Exception:  # the bot still sells credit; `catalogue sync` can be run later
+            logger.warning("could not read the provider's packages at start", exc_info=True)
+            return
+        logger.info("catalogue synced at start: %d new, %d changed", len(report.added),
+                    len(report.changed))  # fmt: skip
+
 
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -133,14 +157,6 @@ def _freeze_startup_heap() -> None:
     about 0.2 s on the benchmark's 2-core machine (bench/)."""
     gc.collect()  # what is garbage now is not kept for ever
     gc.freeze()
-
-
-def load_catalogue(settings: Settings) -> Catalogue:
-    """Read the operator's catalogue file, or the illustrative one shipped with the bot."""
-    if settings.catalog_path:
-        return Catalogue.from_json(settings.catalog_path.read_text(encoding="utf-8"))
-    shipped = resources.files("conversations").joinpath("data/packages.json")
-    return Catalogue.from_json(shipped.read_text(encoding="utf-8"))
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -268,12 +284,14 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         topups, close = reloadly_topups(settings)
         closers.append(close)
     topups = topups or SandboxTopUps()
+    catalogue = SqlCatalogue(engine)
     locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
     chat = ChatService(
         store=store, orders=orders, payments=payments, topups=topups,
         messenger=given.messenger
         or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
-        rules=Rules(load_catalogue(settings), policy_version=settings.privacy_policy_version),
+        rules=Rules(Catalogue(()), policy_version=settings.privacy_policy_version),
+        catalogue=catalogue.current,
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
     )  # fmt: skip
@@ -314,6 +332,6 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     app.router.routes.extend(routes)
     app.state.services = Services(
         settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http,
-        tuple(closers), telegram=channel, privacy=privacy, audit=audit,
+        tuple(closers), telegram=channel, privacy=privacy, audit=audit, catalogue=catalogue,
     )  # fmt: skip
     return app

@@ -50,8 +50,11 @@ class Product:
     kind: ProductKind
     name: str
     price_cents: int
-    validity_days: int
-    details: str = ""
+    validity_days: int  # 0: the provider does not say
+    details: str = ""  # what a package includes
+    # Where a package is bought: the provider's bundle operator and its fixed local amount.
+    operator_id: int | None = None
+    face_cents: int | None = None
 
 
 @dataclass(frozen=True)
