@@ -161,7 +161,12 @@ def package_gone() -> Reply:
 def product_label(product: Product) -> str:
     """How a package reads in a menu: name, price, what it gives and for how long."""
     details = f" · {product.details}" if product.details else ""
-    return f"{product.name} {soles(product.price_cents)}{details} ({product.validity_days} días)"
+    return f"{product.name} {soles(product.price_cents)}{details}{_lasting(product)}"
+
+
+def _lasting(product: Product) -> str:
+    """The validity as ' (30 días)', or nothing when the provider does not say."""
+    return f" ({product.validity_days} días)" if product.validity_days else ""
 
 
 def summary(purchase: Purchase, options: Sequence[Option]) -> Reply:
@@ -172,7 +177,8 @@ def summary(purchase: Purchase, options: Sequence[Option]) -> Reply:
         f"👤 Titular: {line.owner_name} ({DOC_LABELS[line.doc_type]} {line.doc_number})\n"
         f"🎁 Producto: {product.name}{f' ({product.details})' if product.details else ''}\n"
         f"💰 Total: {soles(product.price_cents)} (IGV incluido)\n"
-        f"📅 Vigencia: {product.validity_days} días\n\n¿Confirmas?",
+        + (f"📅 Vigencia: {product.validity_days} días\n" if product.validity_days else "")
+        + "\n¿Confirmas?",
         tuple(options),
     )
 
@@ -273,6 +279,8 @@ def settled(order: Order) -> Reply:
         case "completed":
             what = (
                 f"el {product.name} ({soles(product.price_cents)})"
+                + (f": {product.details}" if product.details else "")
+                + _lasting(product)
                 if product.kind is ProductKind.PACKAGE
                 else f"una recarga de {soles(product.price_cents)}"
             )
