@@ -122,11 +122,9 @@ class Services:
             await self.engine.dispose()
 
     async def sync_catalogue(self) -> SyncReport:
-        """Read the provider's packages into the catalogue (``recargabot catalogue sync``)."""
-        if self.catalogue is None or not isinstance(self.topups, PackageSource):
-            raise RuntimeError("this top-up provider lists no packages")
-        offers = await self.topups.offers()
-        return await self.catalogue.sync(offers, at=self.chat.clock())
+        """Read the provider's packages into the catalogue, as ``recargabot catalogue sync``."""
+        assert self.catalogue is not None
+        return await sync_catalogue(self.catalogue, self.topups, at=self.chat.clock())
 
     async def _stock_catalogue(self) -> None:
         """The sandbox's catalogue is synced at every start, so the demo needs no sync step;
@@ -157,6 +155,20 @@ def _freeze_startup_heap() -> None:
     about 0.2 s on the benchmark's 2-core machine (bench/)."""
     gc.collect()  # what is garbage now is not kept for ever
     gc.freeze()
+
+
+async def sync_catalogue(catalogue: SqlCatalogue, provider: TopUps, *, at: datetime) -> SyncReport:
+    """Read the top-up provider's packages into the catalogue; safe to run at any time."""
+    if not isinstance(provider, PackageSource):
+        raise TypeError(f"{type(provider).__name__} lists no packages")
+    return await catalogue.sync(await provider.offers(), at=at)
+
+
+def top_up_provider(settings: Settings) -> tuple[TopUps, Closer | None]:
+    """Reloadly when TOPUP_PROVIDER=reloadly, else the sandbox; and what closes its client."""
+    if settings.topup_provider == "reloadly":
+        return reloadly_topups(settings)
+    return SandboxTopUps(), None
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -280,10 +292,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
             deliver=given.deliver or deliver, clock=clock,
         )  # fmt: skip
     topups = given.topups
-    if topups is None and settings.topup_provider == "reloadly":
-        topups, close = reloadly_topups(settings)
-        closers.append(close)
-    topups = topups or SandboxTopUps()
+    if topups is None:
+        topups, provider_close = top_up_provider(settings)
+        closers += [provider_close] if provider_close else []
     catalogue = SqlCatalogue(engine)
     locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
     chat = ChatService(
