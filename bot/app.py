@@ -58,6 +58,7 @@ from storage.migrate import upgrade
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
+from storage.sandbox_checkouts import SqlSandboxCheckouts
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     else:
         payments = SandboxPayments(
             public_base_url=settings.base_url, webhook_secret=secret,
-            deliver=given.deliver or deliver, clock=clock,
+            deliver=given.deliver or deliver, clock=clock, states=SqlSandboxCheckouts(engine),
         )  # fmt: skip
     topups = given.topups
     if topups is None:

@@ -15,6 +15,7 @@ from conversations.model import (
     DocType,
     Line,
     Order,
+    PaymentProblem,
     PersonalData,
     Product,
     ProductKind,
@@ -271,6 +272,13 @@ def promos_usage() -> Reply:
     return Reply("Escribe «promos si» para recibir promociones o «promos no» para dejarlas.")
 
 
+# Why a payment that went through the checkout was refunded.
+_REFUSED_PAYMENTS = {
+    PaymentProblem.CARD_BRAND: "Solo aceptamos tarjetas Visa o Mastercard.",
+    PaymentProblem.AMOUNT: "El pago no coincidió con el monto de tu pedido.",
+}
+
+
 def settled(order: Order) -> Reply:
     """Tell the customer how their order ended."""
     number = display_msisdn(order.purchase.line.msisdn)
@@ -287,6 +295,12 @@ def settled(order: Order) -> Reply:
             return Reply(
                 f"✅ ¡Recarga exitosa! Tu línea {number} recibió {what}. "
                 f"N.º de operación: {order.operation_id}. ¡Gracias por usar RecargaBot!"
+            )
+        case "refunded" if order.failure in _REFUSED_PAYMENTS:
+            why = _REFUSED_PAYMENTS[PaymentProblem(order.failure)]
+            return Reply(
+                f"{why} No recargamos la línea {number} y ya devolvimos todo tu pago a la "
+                "tarjeta; el extorno puede tardar hasta 24 horas en verse."
             )
         case "refunded":
             return Reply(

@@ -77,6 +77,13 @@ class OrderState(StrEnum):
     HELD = "held"  # paid; the provider refused for a reason on our side: retry, then refund
 
 
+class PaymentProblem(StrEnum):
+    """Why a payment that passed the checkout was refunded instead of topped up."""
+
+    CARD_BRAND = "card_brand"  # not Visa or Mastercard
+    AMOUNT = "amount_mismatch"  # another amount or currency than the order's
+
+
 # States the customer is told about once the order reaches them.
 SETTLED_STATES = frozenset({OrderState.COMPLETED, OrderState.REFUNDED, OrderState.EXPIRED})
 

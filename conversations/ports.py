@@ -92,6 +92,7 @@ class CheckoutView:
     amount_cents: int
     currency: str
     payment_ref: str | None = None
+    card_brand: str | None = None  # of the payment's charge ("visa", "mastercard", "amex"…)
 
 
 class Payments(Protocol):
