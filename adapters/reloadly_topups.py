@@ -42,6 +42,8 @@ TOKEN_EXPIRED = "TOKEN_EXPIRED"
 
 
 class Action(StrEnum):
+    COMPLETE = "credited: tell the customer"
+    WAIT = "in progress: ask the status again later"
     RENEW_TOKEN = "renew the token and call again"
     ASK_STATUS = "ask the status at once: the POST may have made a transaction"
     RETRY = "send again later with the same identifier"
@@ -49,18 +51,26 @@ class Action(StrEnum):
     REFUND = "refund: it will never succeed"
 
 
-# Every error code Reloadly documents and what the bot does with it: the "Error Codes" table of
-# Reloadly's API reference (developers.reloadly.com; Reloadly/reloadly-api-documentation).
-# A code missing here is asked about too, and held for a human if the status says nothing.
+# Every error code and transaction status Reloadly documents, and what the bot does with it.
+# Codes: the "Error Codes" table of Reloadly's API reference (developers.reloadly.com; source
+# Reloadly/reloadly-api-documentation). Statuses: GET /topups/{transactionId}/status. A code
+# missing here is asked about too, and held for a human if the status says nothing.
 ACTIONS = {
+    # transaction statuses
+    "SUCCESSFUL": Action.COMPLETE,
+    "PROCESSING": Action.WAIT,
+    "PENDING": Action.WAIT,
+    "FAILED": Action.REFUND,  # nothing debited
+    "REFUNDED": Action.REFUND,  # the provider gave the money back to our wallet
+    # error codes
     TOKEN_EXPIRED: Action.RENEW_TOKEN,
     ALREADY_USED: Action.ASK_STATUS,  # mostly a top-up that was in fact made
     "TOPUP_TRANSACTION_FAILED": Action.ASK_STATUS,  # "may fail for various reasons"
     "TRANSACTION_CANNOT_BE_PROCESSED_AT_THE_MOMENT": Action.RETRY,
     "OPERATOR_UNAVAILABLE_OR_CURRENTLY_INACTIVE": Action.RETRY,
     "PHONE_RECENTLY_RECHARGED": Action.RETRY,  # 2 minutes between top-ups of one number
-    "TOO_MANY_REQUESTS": Action.RETRY,
-    "SERVICE_UNAVAILABLE": Action.RETRY,
+    "TOO_MANY_REQUESTS": Action.RETRY,  # with HTTP 429
+    "SERVICE_UNAVAILABLE": Action.RETRY,  # with HTTP 503
     "INSUFFICIENT_BALANCE": Action.HOLD,  # our wallet is empty
     "INACTIVE_ACCOUNT": Action.HOLD,
     "ACCOUNT_NOT_FOUND": Action.HOLD,
@@ -81,13 +91,10 @@ KIND_OF = {
     Action.HOLD: FailureKind.PRECONDITION,
     Action.REFUND: FailureKind.PERMANENT,
 }
-# Transaction statuses (GET /topups/{transactionId}/status) as the core's states.
-STATUSES = {
-    "SUCCESSFUL": TopUpState.SUCCESSFUL,
-    "PROCESSING": TopUpState.PROCESSING,
-    "PENDING": TopUpState.PROCESSING,
-    "FAILED": TopUpState.FAILED,  # not debited
-    "REFUNDED": TopUpState.FAILED,  # the provider gave the money back to our wallet
+STATE_OF = {
+    Action.COMPLETE: TopUpState.SUCCESSFUL,
+    Action.WAIT: TopUpState.PROCESSING,
+    Action.REFUND: TopUpState.FAILED,
 }
 RETRY_LATER_STATUSES = frozenset({429, 502, 503})  # refused before being accepted
 
@@ -153,7 +160,7 @@ class ReloadlyTopUps:
             raise TopUpUnknown(f"no answer for order {order.id}") from error
         except ReloadlyError as error:
             return await self._refused(order, error)
-        if STATUSES.get(str(answer.get("status", "SUCCESSFUL"))) is not TopUpState.SUCCESSFUL:
+        if ACTIONS.get(str(answer.get("status", "SUCCESSFUL"))) is not Action.COMPLETE:
             raise TopUpUnknown(f"top-up of order {order.id} is {answer.get('status')}")
         return str(answer["transactionId"])
 
@@ -204,7 +211,9 @@ class ReloadlyTopUps:
             answer = await self._call("GET", f"/topups/{transaction_id}/status")
         except (ReloadlyError, httpx.TransportError) as error:
             raise TopUpUnknown(f"status of order {order_id} unavailable") from error
-        state = STATUSES.get(str(answer.get("status")), TopUpState.PROCESSING)
+        state = STATE_OF.get(
+            ACTIONS.get(str(answer.get("status")), Action.WAIT), TopUpState.PROCESSING
+        )
         return TopUpStatus(state, transaction_id)
 
     async def offers(self) -> list[Offer]:
