@@ -16,9 +16,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
+from adapters.reloadly_topups import ReloadlyError
 from bot.app import sync_catalogue, top_up_provider
 from bot.promo_cli import migrated_database
 from bot.settings import Settings
@@ -53,6 +55,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except UnknownPackage as error:
         print(f"error: no existe el paquete {error}", file=sys.stderr)
         return 2
+    except (ReloadlyError, httpx.HTTPError) as error:
+        print(f"error: el proveedor de recargas no respondió ({error})", file=sys.stderr)
+        return 1
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,9 +13,11 @@ line. Outcomes are scripted per recipient number, one per POST, then "ok":
 
 ``GET /operators/countries/PE`` lists Claro's airtime operator (RANGE) and, with
 ``includeBundles=true``, its bundle operator (FIXED amounts with descriptions), shaped as Reloadly
-documents them; ``bundles`` may be edited to change prices. A POST is checked as Reloadly checks
-it: a known operator, and an amount that operator takes (one of a FIXED operator's local fixed
-amounts, or within a RANGE), else ``INVALID_AMOUNT_FOR_OPERATOR``. ``sent`` keeps, per
+documents them; ``bundles`` may be edited to change prices. Every call needs the documented
+``Accept: application/com.reloadly.topups-v1+json`` (else 406) and a live token. A POST is
+checked as Reloadly checks it: a Peruvian recipient (else ``INVALID_RECIPIENT_PHONE``), a known
+operator and an amount that operator takes (one of a FIXED operator's local fixed amounts, or
+within a RANGE), else ``INVALID_AMOUNT_FOR_OPERATOR``. ``sent`` keeps, per
 ``customIdentifier``, every (operatorId, céntimos) posted.
 
 ``gate_detect`` holds operator look-ups the same way, to stop the bot before it posts.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +129,9 @@ class FakeReloadly:
         return JSONResponse({"access_token": token, "expires_in": 5184000, "token_type": "Bearer"})
 
     def _unauthorised(self, request: Request) -> Response | None:
+        """Refuse a call without the API version Reloadly documents, or without a live token."""
+        if request.headers.get("accept") != "application/com.reloadly.topups-v1+json":
+            return Response(status_code=406)
         given = request.headers.get("authorization")
         first = 1 if self.every_token_valid else self.tokens_issued
         valid = {f"Bearer token-{n}" for n in range(first, self.tokens_issued + 1)}
@@ -176,6 +182,9 @@ class FakeReloadly:
             return Response(status_code=int(outcome))
         if identifier in self._transactions:
             return _error(400, "CUSTOM_IDENTIFIER_ALREADY_USED")
+        phone = body["recipientPhone"]
+        if phone.get("countryCode") != "PE" or not re.fullmatch(r"\+?519\d{8}", phone["number"]):
+            return _error(400, "INVALID_RECIPIENT_PHONE", "Recipient phone number is not valid")
         if not self._takes(body["operatorId"], cents, body.get("useLocalAmount") is True):
             return _error(400, "INVALID_AMOUNT_FOR_OPERATOR")
         if outcome == "failed":
