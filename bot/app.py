@@ -130,9 +130,9 @@ class Services:
     async def _stock_catalogue(self) -> None:
         """The sandbox's catalogue is synced at every start, so the demo needs no sync step;
         a real provider's only when the catalogue is empty (operators sync it themselves)."""
-        if self.catalogue is None or not (
-            isinstance(self.topups, SandboxTopUps) or not await self.catalogue.listing()
-        ):
+        if self.catalogue is None:
+            return
+        if not isinstance(self.topups, SandboxTopUps) and await self.catalogue.listing():
             return
         try:
             report = await self.sync_catalogue()
