@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conversations.model import Channel, ChatKey, OrderState
+from storage.catalogue import SqlCatalogue
 from tests.db import table_rows
 from tests.fake_reloadly import BUNDLES_ID, CLARO
 from tests.integration.live.conftest import Bot, World
@@ -110,11 +111,11 @@ async def test_a_package_the_provider_stops_selling_is_no_longer_offered(world: 
 
 async def test_a_hidden_package_leaves_the_menu_with_the_next_message(world: World):
     bot = await world.start()
-    catalogue = bot.services.catalogue
-    first = (await catalogue.current()).packages[0]
+    first = (await bot.services.catalogue.current()).packages[0]  # now cached by the bot
     await bot.customer.say(*TO_KIND)
+    operators = SqlCatalogue(bot.services.engine)  # as `recargabot catalogue hide` in its process
 
-    await catalogue.hide(first.code, hidden=True, at=world.clock.now)
+    await operators.hide(first.code, hidden=True, at=world.clock.now)  # the clock stands still
     menu = (await bot.customer.say("Paquetes"))[-1]
 
     assert first.name not in " ".join(o.label for o in menu.options)
