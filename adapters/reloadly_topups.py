@@ -16,14 +16,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
 
+from adapters.reloadly_catalogue import COUNTRY, claro_offers
 from conversations.errors import FailureKind, TopUpRejected, TopUpUnknown
 from conversations.machine import Verdict
 from conversations.masking import mask_msisdn
-from conversations.model import Order
+from conversations.model import Order, ProductKind
+from conversations.packages import Offer
 from conversations.ports import TopUpState, TopUpStatus
 
 logger = logging.getLogger(__name__)
@@ -32,34 +35,68 @@ ACCEPT = "application/com.reloadly.topups-v1+json"
 PRODUCTION_API = "https://topups.reloadly.com"
 SANDBOX_API = "https://topups-sandbox.reloadly.com"
 AUTH_URL = "https://auth.reloadly.com/oauth/token"
-COUNTRY = "PE"
 TOKEN_MARGIN_SECONDS = 60.0
 
 ALREADY_USED = "CUSTOM_IDENTIFIER_ALREADY_USED"
 TOKEN_EXPIRED = "TOKEN_EXPIRED"
-KINDS = {
-    "TRANSACTION_CANNOT_BE_PROCESSED_AT_THE_MOMENT": FailureKind.TRANSIENT,
-    "OPERATOR_UNAVAILABLE_OR_CURRENTLY_INACTIVE": FailureKind.TRANSIENT,
-    "PHONE_RECENTLY_RECHARGED": FailureKind.TRANSIENT,
-    "TOO_MANY_REQUESTS": FailureKind.TRANSIENT,
-    "SERVICE_UNAVAILABLE": FailureKind.TRANSIENT,
-    "INSUFFICIENT_BALANCE": FailureKind.PRECONDITION,
-    "INVALID_RECIPIENT_PHONE": FailureKind.PERMANENT,
-    "COULD_NOT_AUTO_DETECT_OPERATOR": FailureKind.PERMANENT,
-    "INVALID_AMOUNT_FOR_OPERATOR": FailureKind.PERMANENT,
-    "IMPOSSIBLE_AMOUNT": FailureKind.PERMANENT,
-    "OPERATOR_NOT_IN_SERVICE": FailureKind.PERMANENT,
+
+
+class Action(StrEnum):
+    COMPLETE = "credited: tell the customer"
+    WAIT = "in progress: ask the status again later"
+    RENEW_TOKEN = "renew the token and call again"
+    ASK_STATUS = "ask the status at once: the POST may have made a transaction"
+    RETRY = "send again later with the same identifier"
+    HOLD = "hold the paid order and alert the operators"
+    REFUND = "refund: it will never succeed"
+
+
+# Every error code and transaction status Reloadly documents, and what the bot does with it.
+# Codes: the "Error Codes" table of Reloadly's API reference (developers.reloadly.com; source
+# Reloadly/reloadly-api-documentation). Statuses: GET /topups/{transactionId}/status. A code
+# missing here is asked about too, and held for a human if the status says nothing.
+ACTIONS = {
+    # transaction statuses
+    "SUCCESSFUL": Action.COMPLETE,
+    "PROCESSING": Action.WAIT,
+    "PENDING": Action.WAIT,
+    "FAILED": Action.REFUND,  # nothing debited
+    "REFUNDED": Action.REFUND,  # the provider gave the money back to our wallet
+    # error codes
+    TOKEN_EXPIRED: Action.RENEW_TOKEN,
+    ALREADY_USED: Action.ASK_STATUS,  # mostly a top-up that was in fact made
+    "TOPUP_TRANSACTION_FAILED": Action.ASK_STATUS,  # "may fail for various reasons"
+    "TRANSACTION_CANNOT_BE_PROCESSED_AT_THE_MOMENT": Action.RETRY,
+    "OPERATOR_UNAVAILABLE_OR_CURRENTLY_INACTIVE": Action.RETRY,
+    "PHONE_RECENTLY_RECHARGED": Action.RETRY,  # 2 minutes between top-ups of one number
+    "TOO_MANY_REQUESTS": Action.RETRY,  # with HTTP 429
+    "SERVICE_UNAVAILABLE": Action.RETRY,  # with HTTP 503
+    "INSUFFICIENT_BALANCE": Action.HOLD,  # our wallet is empty
+    "INACTIVE_ACCOUNT": Action.HOLD,
+    "ACCOUNT_NOT_FOUND": Action.HOLD,
+    "MAX_DAILY_TRANSACTION_COUNT_REACHED": Action.HOLD,
+    "MAX_DAILY_TRANSACTION_AMOUNT_REACHED": Action.HOLD,
+    "COUNTRY_NOT_SUPPORTED": Action.HOLD,
+    "INVALID_SENDER_PHONE": Action.HOLD,  # our request is wrong, not the customer's line
+    "INVALID_AMOUNT": Action.HOLD,
+    "INVALID_RECIPIENT_PHONE": Action.REFUND,
+    "INVALID_PHONE_NUMBER": Action.REFUND,
+    "COULD_NOT_AUTO_DETECT_OPERATOR": Action.REFUND,
+    "INVALID_AMOUNT_FOR_OPERATOR": Action.REFUND,
+    "IMPOSSIBLE_AMOUNT": Action.REFUND,
+    "OPERATOR_NOT_IN_SERVICE": Action.REFUND,
 }
-# A code we do not know yet is held for a human, neither retried blindly nor refunded.
-UNKNOWN_CODE_KIND = FailureKind.PRECONDITION
+KIND_OF = {
+    Action.RETRY: FailureKind.TRANSIENT,
+    Action.HOLD: FailureKind.PRECONDITION,
+    Action.REFUND: FailureKind.PERMANENT,
+}
+STATE_OF = {
+    Action.COMPLETE: TopUpState.SUCCESSFUL,
+    Action.WAIT: TopUpState.PROCESSING,
+    Action.REFUND: TopUpState.FAILED,
+}
 RETRY_LATER_STATUSES = frozenset({429, 502, 503})  # refused before being accepted
-STATUSES = {
-    "SUCCESSFUL": TopUpState.SUCCESSFUL,
-    "PROCESSING": TopUpState.PROCESSING,
-    "PENDING": TopUpState.PROCESSING,
-    "FAILED": TopUpState.FAILED,
-    "REFUNDED": TopUpState.FAILED,  # the provider gave the money back to our wallet
-}
 
 
 @dataclass(frozen=True)
@@ -111,23 +148,55 @@ class ReloadlyTopUps:
 
     async def send(self, order: Order) -> str:
         """POST the top-up once with the order id as ``customIdentifier``; return its id."""
+        operator_id, amount_cents = await self._destination(order)
         msisdn = order.purchase.line.msisdn
-        try:
-            operator = await self._detect(msisdn)
-        except (ReloadlyError, httpx.TransportError) as error:
-            raise _rejected(error) from error  # nothing was sent yet
         logger.info("reloadly top-up of order=%s to %s", order.id, mask_msisdn(msisdn))
+        body = _topup_body(order, operator_id, amount_cents)
         try:
-            body = await self._call("POST", "/topups", json=_topup_body(order, operator["id"]))
+            answer = await self._call("POST", "/topups", json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise TopUpRejected("CONNECT_FAILED", FailureKind.TRANSIENT) from error
         except httpx.TransportError as error:  # sent, answer lost: it may have been credited
             raise TopUpUnknown(f"no answer for order {order.id}") from error
         except ReloadlyError as error:
-            raise _translated(error) from error
-        if STATUSES.get(str(body.get("status", "SUCCESSFUL"))) is not TopUpState.SUCCESSFUL:
-            raise TopUpUnknown(f"top-up of order {order.id} is {body.get('status')}")
-        return str(body["transactionId"])
+            return await self._refused(order, error)
+        if ACTIONS.get(str(answer.get("status", "SUCCESSFUL"))) is not Action.COMPLETE:
+            raise TopUpUnknown(f"top-up of order {order.id} is {answer.get('status')}")
+        return str(answer["transactionId"])
+
+    async def _destination(self, order: Order) -> tuple[Any, int]:
+        """The operator and local amount to send: a package's own bundle operator and fixed
+        amount, or for credit the line's airtime operator. Never credit in place of a package."""
+        product = order.purchase.product
+        if product.kind is ProductKind.PACKAGE:
+            if product.operator_id is None or product.face_cents is None:
+                raise TopUpRejected("PACKAGE_NOT_AT_PROVIDER", FailureKind.PERMANENT)
+            return product.operator_id, product.face_cents
+        try:
+            operator = await self._detect(order.purchase.line.msisdn)
+        except (ReloadlyError, httpx.TransportError) as error:
+            raise _rejected(error) from error  # nothing was sent yet
+        return operator["id"], order.amount_cents
+
+    async def _refused(self, order: Order, error: ReloadlyError) -> str:
+        """Act on a refused POST by the table; an outcome it does not settle is asked about."""
+        action = _action(error)
+        if action is None:  # a bare 5xx: it may still be processing, ask later
+            raise TopUpUnknown(f"provider answered {error.status}")
+        if action is not Action.ASK_STATUS:
+            raise _rejected(error)
+        found = await self.status(order.id)
+        code = error.code or f"HTTP_{error.status}"
+        if found.state is TopUpState.SUCCESSFUL and found.operation_id:
+            return found.operation_id
+        if found.state is TopUpState.FAILED:
+            raise TopUpRejected(code, FailureKind.PERMANENT)
+        if found.state is TopUpState.NOT_FOUND and code != ALREADY_USED:
+            # Refused and no transaction made: a documented failure is final, anything else
+            # waits for a human.
+            kind = FailureKind.PERMANENT if code in ACTIONS else FailureKind.PRECONDITION
+            raise TopUpRejected(code, kind)
+        raise TopUpUnknown(f"top-up of order {order.id} refused with {code}, status {found.state}")
 
     async def status(self, order_id: str) -> TopUpStatus:
         """Find the top-up sent with this order id and report its current status."""
@@ -142,14 +211,23 @@ class ReloadlyTopUps:
             answer = await self._call("GET", f"/topups/{transaction_id}/status")
         except (ReloadlyError, httpx.TransportError) as error:
             raise TopUpUnknown(f"status of order {order_id} unavailable") from error
-        state = STATUSES.get(str(answer.get("status")), TopUpState.PROCESSING)
+        state = STATE_OF.get(
+            ACTIONS.get(str(answer.get("status")), Action.WAIT), TopUpState.PROCESSING
+        )
         return TopUpStatus(state, transaction_id)
+
+    async def offers(self) -> list[Offer]:
+        """Claro Peru's bundle and data packages as Reloadly lists them now."""
+        params = {"includeBundles": "true", "includeData": "true", "includePin": "false",
+                  "suggestedAmountsMap": "false"}  # fmt: skip
+        operators = await self._call("GET", f"/operators/countries/{COUNTRY}", params=params)
+        return claro_offers(operators)
 
     async def _detect(self, msisdn: str) -> dict[str, Any]:
         path = f"/operators/auto-detect/phone/51{msisdn}/countries/{COUNTRY}"
         return await self._call("GET", path, params={"suggestedAmountsMap": "false"})
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """One API call with a valid token; a token Reloadly calls expired is renewed once."""
         response = await self._request(method, path, **kwargs)
         if response.status_code == 401 and _error_code(response) == TOKEN_EXPIRED:
@@ -157,7 +235,7 @@ class ReloadlyTopUps:
             response = await self._request(method, path, **kwargs)
         if response.is_error:
             raise ReloadlyError(response.status_code, _error_code(response))
-        return dict(response.json())
+        return response.json()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Accept": ACCEPT, "Authorization": f"Bearer {await self._bearer()}"}
@@ -186,10 +264,10 @@ class ReloadlyTopUps:
         return body["access_token"], now + float(body["expires_in"]) - TOKEN_MARGIN_SECONDS
 
 
-def _topup_body(order: Order, operator_id: Any) -> dict[str, Any]:
+def _topup_body(order: Order, operator_id: Any, amount_cents: int) -> dict[str, Any]:
     return {
         "operatorId": operator_id,
-        "amount": f"{order.amount_cents / 100:.2f}",
+        "amount": f"{amount_cents / 100:.2f}",
         "useLocalAmount": True,
         "customIdentifier": order.id,
         "recipientPhone": {"countryCode": COUNTRY, "number": f"51{order.purchase.line.msisdn}"},
@@ -205,19 +283,20 @@ def _error_code(response: httpx.Response) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _translated(error: ReloadlyError) -> TopUpRejected | TopUpUnknown:
-    """Sort a refused POST /topups by errorCode; a bare status says only if it was accepted."""
-    if error.code == ALREADY_USED:
-        return TopUpUnknown("identifier already used: ask the status")
-    if error.code is None and error.status >= 500 and error.status not in RETRY_LATER_STATUSES:
-        return TopUpUnknown(f"provider answered {error.status}")
-    return _rejected(error)
+def _action(error: ReloadlyError) -> Action | None:
+    """What a refused POST calls for; None when only a later status query can tell."""
+    if error.code is not None:
+        return ACTIONS.get(error.code, Action.ASK_STATUS)
+    if error.status in RETRY_LATER_STATUSES:
+        return Action.RETRY
+    return None if error.status >= 500 else Action.HOLD
 
 
 def _rejected(error: ReloadlyError | httpx.TransportError) -> TopUpRejected:
+    """A refusal that made no transaction, sorted into the core's kinds by the table."""
     if isinstance(error, httpx.TransportError):
         return TopUpRejected("CONNECT_FAILED", FailureKind.TRANSIENT)
-    if error.code is None:
-        kind = FailureKind.TRANSIENT if error.status in RETRY_LATER_STATUSES else UNKNOWN_CODE_KIND
-        return TopUpRejected(f"HTTP_{error.status}", kind)
-    return TopUpRejected(error.code, KINDS.get(error.code, UNKNOWN_CODE_KIND))
+    action = _action(error) or Action.HOLD
+    return TopUpRejected(
+        error.code or f"HTTP_{error.status}", KIND_OF.get(action, FailureKind.PRECONDITION)
+    )

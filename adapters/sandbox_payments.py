@@ -4,7 +4,9 @@ It implements the core's ``Payments`` port and backs the sandbox hosted page (bo
 
 - Session ids carry their own facts (order id, amount, product name, expiry) sealed with an HMAC
   keyed by the webhook secret, so a link still works after a restart and cannot be forged.
-  What happened to a session since (paid, expired, refunded) lives in memory.
+  What happened to a session since (paid with which card brand, or expired) is recorded once in
+  ``CheckoutStates`` (the database in the app), so after a restart a paid link says so instead of
+  taking a second card.
 - Webhooks are built in the shape of Stripe's ``event`` and ``checkout.session`` objects, signed
   exactly as Stripe signs them and handed to ``deliver``, which posts them to the app's own
   webhook route. A failed delivery is logged, not retried: the worker re-fetches the session.
@@ -20,10 +22,10 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import stripe
 from stdnum import luhn
@@ -40,6 +42,32 @@ _MAC_BYTES = 16
 _MAC_CHARS = 22  # 16 bytes in unpadded urlsafe base64
 _NAME_CHARS = 40  # bounds the session id (and its URL) to under ~200 characters
 DECLINED_CARDS = frozenset({"4000000000000002"})  # Stripe's "generic decline" test card
+
+
+class CheckoutStates(Protocol):
+    """Where the gateway records how each session ended; each session ends once."""
+
+    async def ended(self, session_id: str) -> tuple[str, str | None] | None:
+        """The session's end (a PageState value) and the card brand it was paid with."""
+
+    async def end(self, session_id: str, state: str, *, brand: str | None, at: datetime) -> bool:
+        """Record the session's end; False, recording nothing, if it had ended already."""
+
+
+@dataclass
+class MemoryCheckoutStates:
+    """CheckoutStates kept in memory: for a gateway used on its own, without the app."""
+
+    ends: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    async def ended(self, session_id: str) -> tuple[str, str | None] | None:
+        return self.ends.get(session_id)
+
+    async def end(self, session_id: str, state: str, *, brand: str | None, at: datetime) -> bool:
+        if session_id in self.ends:
+            return False
+        self.ends[session_id] = (state, brand)
+        return True
 
 
 class PayOutcome(StrEnum):
@@ -114,14 +142,14 @@ class SandboxPayments:
         deliver: Callable[[bytes, str], Awaitable[int]],
         clock: Callable[[], datetime],
         ttl: timedelta = timedelta(minutes=30),
+        states: CheckoutStates | None = None,
     ) -> None:
         self._base = public_base_url.rstrip("/")
         self._secret = webhook_secret
         self._deliver = deliver
         self._clock = clock
         self._ttl = ttl
-        self._paid: set[str] = set()
-        self._expired: set[str] = set()
+        self._states = states or MemoryCheckoutStates()
         self.charged: dict[str, int] = {}  # order id -> céntimos charged (this run's ledger)
         self.refunds: dict[str, int] = {}  # order id -> céntimos refunded (one refund each)
 
@@ -137,72 +165,80 @@ class SandboxPayments:
     async def retrieve(self, session_id: str) -> CheckoutView:
         """Fetch the session as it is now; a forged or unknown id raises PaymentProviderError."""
         facts = self._facts(session_id)
-        paid = session_id in self._paid
+        ended = await self._states.ended(session_id)
+        paid = ended is not None and ended[0] == PageState.PAID
         return CheckoutView(
             session_id=session_id,
             order_id=facts.order_id,
             paid=paid,
-            open=self._state(session_id, facts) is PageState.OPEN,
+            open=await self._state(session_id, facts) is PageState.OPEN,
             amount_cents=facts.amount_cents,
             currency="pen",
             payment_ref=self._intent_of(session_id) if paid else None,
+            card_brand=ended[1] if ended else None,
         )
 
     async def expire(self, session_id: str) -> None:
         """Close the session and send ``checkout.session.expired`` (no-op once paid or expired)."""
         facts = self._facts(session_id)
-        if session_id in self._paid or session_id in self._expired:
+        if not await self._states.end(session_id, PageState.EXPIRED, brand=None, at=self._clock()):
             return
-        self._expired.add(session_id)
         logger.info("sandbox checkout expired for order=%s", facts.order_id)
-        await self._send("checkout.session.expired", session_id, facts)
+        await self._send("checkout.session.expired", session_id, facts, paid=False)
 
     async def refund(self, order: Order) -> str:
         """Refund the order's payment in full once (key ``refund:{order.id}``); return its id."""
         refund_id = "re_test_" + self._digest(f"refund:{order.id}")
         if order.id not in self.refunds:
-            self.refunds[order.id] = self._refundable(order)
+            self.refunds[order.id] = await self._refundable(order)
             logger.info("sandbox refund %s for order=%s", refund_id, order.id)
         return refund_id
 
-    def page(self, session_id: str) -> CheckoutPage | None:
+    async def page(self, session_id: str) -> CheckoutPage | None:
         """Return what the hosted page shows, or None for an id this gateway never issued."""
         facts = self._unseal(session_id)
         if facts is None:
             return None
-        return CheckoutPage(facts.amount_cents, facts.product_name, self._state(session_id, facts))
+        state = await self._state(session_id, facts)
+        return CheckoutPage(facts.amount_cents, facts.product_name, state)
 
     async def pay(
         self, session_id: str, *, number: str, expiry: str, cvc: str, name: str
     ) -> PayOutcome:
         """Charge a card typed on the page; on approval send ``checkout.session.completed``."""
         facts = self._facts(session_id)
-        state = self._state(session_id, facts)
-        if state is not PageState.OPEN:
-            return PayOutcome.ALREADY_PAID if state is PageState.PAID else PayOutcome.EXPIRED
-        today = self._clock().date()
-        outcome = check_card(number=number, expiry=expiry, cvc=cvc, name=name, today=today)
-        logger.info("sandbox payment for order=%s: %s", facts.order_id, outcome)
-        if outcome is PayOutcome.APPROVED:
-            # No await between the state check and this line: two submits cannot both pay.
-            self._paid.add(session_id)
-            self.charged[facts.order_id] = facts.amount_cents
-            await self._send("checkout.session.completed", session_id, facts)
-        return outcome
+        state = await self._state(session_id, facts)
+        if state is PageState.OPEN:
+            today = self._clock().date()
+            outcome = check_card(number=number, expiry=expiry, cvc=cvc, name=name, today=today)
+            if outcome is not PayOutcome.APPROVED:
+                logger.info("sandbox payment for order=%s: %s", facts.order_id, outcome)
+                return outcome
+            brand = brand_of(card_digits(number) or "").value
+            # Recorded once: of two submits (or two processes), one pays and the other is told.
+            if await self._states.end(session_id, PageState.PAID, brand=brand, at=self._clock()):
+                logger.info("sandbox payment for order=%s: %s", facts.order_id, outcome)
+                self.charged[facts.order_id] = facts.amount_cents
+                await self._send("checkout.session.completed", session_id, facts, paid=True)
+                return outcome
+            state = await self._state(session_id, facts)
+        return PayOutcome.ALREADY_PAID if state is PageState.PAID else PayOutcome.EXPIRED
 
-    def _state(self, session_id: str, facts: _Facts) -> PageState:
-        if session_id in self._paid:
-            return PageState.PAID
-        if session_id in self._expired or self._clock().timestamp() >= facts.expires_at:
+    async def _state(self, session_id: str, facts: _Facts) -> PageState:
+        ended = await self._states.ended(session_id)
+        if ended is not None:
+            return PageState(ended[0])
+        if self._clock().timestamp() >= facts.expires_at:
             return PageState.EXPIRED
         return PageState.OPEN
 
-    def _refundable(self, order: Order) -> int:
+    async def _refundable(self, order: Order) -> int:
         """The amount charged for the order; raise if this gateway never charged it."""
         session_id = order.checkout.session_id if order.checkout else ""
         facts = self._unseal(session_id)
-        # After a restart the paid set is empty; the order's own payment ref still proves it.
-        charged = session_id in self._paid or order.payment_ref == self._intent_of(session_id)
+        # The order's payment ref is sealed by us too: it proves the charge on its own.
+        paid = facts is not None and await self._state(session_id, facts) is PageState.PAID
+        charged = paid or order.payment_ref == self._intent_of(session_id)
         if facts is None or facts.order_id != order.id or not charged:
             raise PaymentProviderError(f"order {order.id} has no sandbox payment to refund")
         return facts.amount_cents
@@ -245,9 +281,9 @@ class SandboxPayments:
     def _intent_of(self, session_id: str) -> str:
         return "pi_test_" + self._digest(f"payment_intent:{session_id}")
 
-    async def _send(self, event_type: str, session_id: str, facts: _Facts) -> None:
+    async def _send(self, event_type: str, session_id: str, facts: _Facts, *, paid: bool) -> None:
         """Post one signed event, as Stripe does; a failure leaves the worker to re-fetch."""
-        event = self._event(event_type, self._session_object(session_id, facts))
+        event = self._event(event_type, self._session_object(session_id, facts, paid=paid))
         payload = json.dumps(event, indent=2).encode()
         # Signed at the real time, as Stripe does: receivers check it against their own clock.
         header = stripe.WebhookSignature.generate_signature_header(payload.decode(), self._secret)
@@ -272,8 +308,7 @@ class SandboxPayments:
             "type": event_type,
         }
 
-    def _session_object(self, session_id: str, facts: _Facts) -> dict[str, Any]:
-        paid = session_id in self._paid
+    def _session_object(self, session_id: str, facts: _Facts, *, paid: bool) -> dict[str, Any]:
         order_pages = f"{self._base}/pay/{facts.order_id}"
         return {
             "id": session_id,

@@ -11,13 +11,38 @@ import hashlib
 import logging
 from collections import Counter
 
+from adapters.reloadly_catalogue import claro_offers
 from conversations.errors import FailureKind, TopUpRejected, TopUpUnknown
 from conversations.machine import Verdict
 from conversations.masking import mask_msisdn
-from conversations.model import Order
+from conversations.model import Order, ProductKind
+from conversations.packages import Offer
 from conversations.ports import TopUpState, TopUpStatus
 
 logger = logging.getLogger(__name__)
+
+# Claro Peru as Reloadly lists it (GET /operators/countries/PE with bundles and data): the
+# airtime operator takes any amount in a range; packages are fixed amounts of a bundle operator.
+AIRTIME_ID, BUNDLES_ID = 1101, 1102
+AIRTIME_OPERATOR = {
+    "id": AIRTIME_ID, "operatorId": AIRTIME_ID, "name": "Claro Peru",
+    "bundle": False, "data": False,
+    "denominationType": "RANGE", "destinationCurrencyCode": "PEN", "supportsLocalAmounts": True,
+    "localMinAmount": 3.0, "localMaxAmount": 200.0, "fixedAmounts": [], "localFixedAmounts": [],
+}  # fmt: skip
+BUNDLE_OPERATOR = {
+    "id": BUNDLES_ID, "operatorId": BUNDLES_ID, "name": "Claro Peru Bundles",
+    "bundle": True, "data": False,
+    "denominationType": "FIXED", "destinationCurrencyCode": "PEN", "supportsLocalAmounts": True,
+    "fixedAmounts": [1.35, 2.7, 5.4, 9.45], "localFixedAmounts": [5.0, 10.0, 20.0, 35.0],
+    "localFixedAmountsDescriptions": {
+        "5.00": "Paquete Redes: 1 GB + WhatsApp ilimitado, 3 días",
+        "10.00": "Paquete Internet: 3 GB + llamadas ilimitadas a Claro, 7 días",
+        "20.00": "Paquete Ilimitado: 8 GB + llamadas y SMS ilimitados, 15 días",
+        "35.00": "Paquete Mensual: 20 GB + llamadas ilimitadas + redes sociales, 30 días",
+    },
+}  # fmt: skip
+OPERATORS = (AIRTIME_OPERATOR, BUNDLE_OPERATOR)
 
 NOT_CLARO = "9999"
 FAILS_FOR_GOOD = "0000"
@@ -49,6 +74,11 @@ class SandboxTopUps:
         self.balances: dict[str, int] = {}
         self.credited: dict[str, int] = {}  # order id -> céntimos credited
         self._outcomes: dict[str, TopUpStatus] = {}
+        self.sent_to: dict[str, tuple[int, int]] = {}  # order id -> (operator id, céntimos)
+
+    async def offers(self) -> list[Offer]:
+        """The bundle catalogue, read from Reloadly-shaped operators as the real one is."""
+        return claro_offers(OPERATORS)
 
     async def operator_of(self, msisdn: str) -> Verdict:
         """Say whether the number is a Claro line."""
@@ -57,6 +87,7 @@ class SandboxTopUps:
     async def send(self, order: Order) -> str:
         """Top up the order's line with its id as the single-use identifier."""
         self.posts[order.id] += 1
+        self.sent_to[order.id] = _destination(order)
         msisdn = order.purchase.line.msisdn
         logger.info("sandbox top-up of order=%s to %s", order.id, mask_msisdn(msisdn))
         if order.id in self._outcomes:
@@ -82,3 +113,15 @@ class SandboxTopUps:
         self.credited[order.id] = self.credited.get(order.id, 0) + order.amount_cents
         self._outcomes[order.id] = TopUpStatus(TopUpState.SUCCESSFUL, operation_id)
         return operation_id
+
+
+def _destination(order: Order) -> tuple[int, int]:
+    """A package goes to its bundle operator at one of its fixed amounts; credit to airtime."""
+    product = order.purchase.product
+    if product.kind is not ProductKind.PACKAGE:
+        return AIRTIME_ID, order.amount_cents
+    amounts = {offer.face_cents for offer in claro_offers(OPERATORS)
+               if offer.operator_id == product.operator_id}  # fmt: skip
+    if product.face_cents not in amounts or product.operator_id is None:
+        raise TopUpRejected("INVALID_AMOUNT_FOR_OPERATOR", FailureKind.PERMANENT)
+    return product.operator_id, product.face_cents

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 CHECKOUT_TTL = timedelta(minutes=31)
 BLOCKED_BRANDS = ["american_express", "discover_global_network"]  # keeps Visa and Mastercard
 _ALREADY_REFUNDED = "charge_already_refunded"
+PAID_WITH = "payment_intent.latest_charge"
 
 
 class StripePayments:
@@ -54,9 +55,12 @@ class StripePayments:
         return Checkout(session.id, str(session.url), expires_at)
 
     async def retrieve(self, session_id: str) -> CheckoutView:
-        """Fetch the session as Stripe has it now."""
+        """Fetch the session as Stripe has it now, with its payment's charge (card brand and the
+        amount actually charged)."""
         try:
-            session = await self._client.v1.checkout.sessions.retrieve_async(session_id)
+            session = await self._client.v1.checkout.sessions.retrieve_async(
+                session_id, {"expand": [PAID_WITH]}
+            )
         except stripe.StripeError as error:
             raise PaymentProviderError(f"checkout not retrieved: {_code(error)}") from error
         return _view(session.to_dict())
@@ -120,16 +124,23 @@ class StripePayments:
 
 def _view(session: dict[str, Any]) -> CheckoutView:
     intent = session.get("payment_intent")
-    if isinstance(intent, dict):  # expanded
+    charge: dict[str, Any] = {}
+    if isinstance(intent, dict):  # expanded, with its latest charge
+        charge = (
+            intent.get("latest_charge") if isinstance(intent.get("latest_charge"), dict) else {}
+        )
         intent = intent.get("id")
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
     return CheckoutView(
         session_id=session["id"],
         order_id=session.get("client_reference_id"),
         paid=session.get("payment_status") == "paid",
         open=session.get("status") == "open",
-        amount_cents=session.get("amount_total") or 0,
-        currency=session.get("currency") or "",
+        # What was charged, when there is a charge; else what the session asks for.
+        amount_cents=charge.get("amount", session.get("amount_total")) or 0,
+        currency=charge.get("currency", session.get("currency")) or "",
         payment_ref=intent,
+        card_brand=card.get("brand"),
     )
 
 

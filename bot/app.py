@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -48,9 +47,10 @@ from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
 from conversations.machine import OrderSettled, Rules
 from conversations.model import Order
-from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
+from conversations.ports import Alerts, ChatLocks, Messenger, PackageSource, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
+from storage.catalogue import SqlCatalogue, SyncReport
 from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
@@ -58,6 +58,7 @@ from storage.migrate import upgrade
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
+from storage.sandbox_checkouts import SqlSandboxCheckouts
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class Services:
     telegram: TelegramChannel | None = None
     privacy: SqlPrivacy | None = None
     audit: SqlAudit | None = None
+    catalogue: SqlCatalogue | None = None
 
     @asynccontextmanager
     async def lifetime(self, *, background: bool = True) -> AsyncIterator[Services]:
@@ -102,6 +104,7 @@ class Services:
         try:
             await upgrade(self.engine)
             await check_keys(self.engine)
+            await self._stock_catalogue()
             if self.telegram:  # before the worker, which may tell customers at once
                 await self.telegram.start()
             await self.worker.run_once()
@@ -119,6 +122,26 @@ class Services:
                 await close()
             await self.engine.dispose()
 
+    async def sync_catalogue(self) -> SyncReport:
+        """Read the provider's packages into the catalogue, as ``recargabot catalogue sync``."""
+        assert self.catalogue is not None
+        return await sync_catalogue(self.catalogue, self.topups, at=self.chat.clock())
+
+    async def _stock_catalogue(self) -> None:
+        """The sandbox's catalogue is synced at every start, so the demo needs no sync step;
+        a real provider's only when the catalogue is empty (operators sync it themselves)."""
+        if self.catalogue is None:
+            return
+        if not isinstance(self.topups, SandboxTopUps) and await self.catalogue.listing():
+            return
+        try:
+            report = await self.sync_catalogue()
+        except Exception:  # the bot still sells credit; `catalogue sync` can be run later
+            logger.warning("could not read the provider's packages at start", exc_info=True)
+            return
+        logger.info("catalogue synced at start: %d new, %d changed", len(report.added),
+                    len(report.changed))  # fmt: skip
+
 
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,12 +158,18 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def load_catalogue(settings: Settings) -> Catalogue:
-    """Read the operator's catalogue file, or the illustrative one shipped with the bot."""
-    if settings.catalog_path:
-        return Catalogue.from_json(settings.catalog_path.read_text(encoding="utf-8"))
-    shipped = resources.files("conversations").joinpath("data/packages.json")
-    return Catalogue.from_json(shipped.read_text(encoding="utf-8"))
+async def sync_catalogue(catalogue: SqlCatalogue, provider: TopUps, *, at: datetime) -> SyncReport:
+    """Read the top-up provider's packages into the catalogue; safe to run at any time."""
+    if not isinstance(provider, PackageSource):
+        raise TypeError(f"{type(provider).__name__} lists no packages")
+    return await catalogue.sync(await provider.offers(), at=at)
+
+
+def top_up_provider(settings: Settings) -> tuple[TopUps, Closer | None]:
+    """Reloadly when TOPUP_PROVIDER=reloadly, else the sandbox; and what closes its client."""
+    if settings.topup_provider == "reloadly":
+        return reloadly_topups(settings)
+    return SandboxTopUps(), None
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -261,24 +290,25 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     else:
         payments = SandboxPayments(
             public_base_url=settings.base_url, webhook_secret=secret,
-            deliver=given.deliver or deliver, clock=clock,
+            deliver=given.deliver or deliver, clock=clock, states=SqlSandboxCheckouts(engine),
         )  # fmt: skip
     topups = given.topups
-    if topups is None and settings.topup_provider == "reloadly":
-        topups, close = reloadly_topups(settings)
-        closers.append(close)
-    topups = topups or SandboxTopUps()
+    if topups is None:
+        topups, provider_close = top_up_provider(settings)
+        closers += [provider_close] if provider_close else []
+    catalogue = SqlCatalogue(engine)
     locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
     alerts = given.alerts or operator_alerts(settings, bot_app)
     rules = Rules(
-        load_catalogue(settings), policy_version=settings.privacy_policy_version,
+        Catalogue(()), policy_version=settings.privacy_policy_version,
         service_hours=settings.service_hours, complaints_url=settings.complaints_book_url,
     )  # fmt: skip
     chat = ChatService(
         store=store, orders=orders, payments=payments, topups=topups,
         messenger=given.messenger
         or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
-        rules=rules, clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
+        rules=rules, catalogue=catalogue.current,
+        clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
         operators=alerts,
     )  # fmt: skip
@@ -319,6 +349,6 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     app.router.routes.extend(routes)
     app.state.services = Services(
         settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http,
-        tuple(closers), telegram=channel, privacy=privacy, audit=audit,
+        tuple(closers), telegram=channel, privacy=privacy, audit=audit, catalogue=catalogue,
     )  # fmt: skip
     return app

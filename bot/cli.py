@@ -1,5 +1,5 @@
 """The ``recargabot`` command line: ``demo`` (terminal chat), ``serve`` (web app and workers),
-``db`` (schema migrations)."""
+``db`` (schema migrations), ``catalogue`` (packages), ``promo``, ``keys``, ``retention``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from bot import logs, privacy_cli, promo_cli
+from bot import catalogue_cli, logs, privacy_cli, promo_cli
 from bot.app import build
 from bot.settings import Settings
 from bot.terminal import run_demo
@@ -76,6 +76,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "keys": privacy_cli.keys_command,
     "retention": privacy_cli.retention_command,
     "promo": promo_cli.run,
+    "catalogue": catalogue_cli.run,
 }
 
 
@@ -97,4 +98,5 @@ def _parser() -> argparse.ArgumentParser:
     revision.add_argument("message", help="qué cambia, en pocas palabras")
     privacy_cli.add_parsers(commands)
     promo_cli.add_parser(commands)
+    catalogue_cli.add_parser(commands)
     return parser

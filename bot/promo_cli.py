@@ -72,7 +72,7 @@ class UsageError(Exception):
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     out = Output(as_json=args.json)
-    async with _database(settings) as engine:
+    async with migrated_database(settings) as engine:
         campaigns, contacts = SqlCampaigns(make_sessionmaker(engine)), SqlContacts(engine)
         match args.promo_command:
             case "send":
@@ -89,7 +89,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def migrated_database(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The database of the settings, migrated, for one command; disposed after."""
     engine = make_engine(settings.database_url, keys=data_keys(settings))
     try:
         await upgrade(engine)

@@ -69,13 +69,13 @@ def sandbox_routes(gateway: SandboxPayments) -> list[Route]:
 
     async def show(request: Request) -> Response:
         """Show the payment form, or what became of the session."""
-        page = gateway.page(request.path_params["session_id"])
+        page = await gateway.page(request.path_params["session_id"])
         return _not_found() if page is None else _state_page(page)
 
     async def submit(request: Request) -> Response:
         """Pay with the card typed in the form and show the outcome."""
         session_id = request.path_params["session_id"]
-        page = gateway.page(session_id)
+        page = await gateway.page(session_id)
         if page is None:
             return _not_found()
         form = await request.form()
@@ -85,7 +85,7 @@ def sandbox_routes(gateway: SandboxPayments) -> list[Route]:
             return _approved()
         if outcome in PROBLEMS:
             return _form(page, problem=PROBLEMS[outcome], name=fields["name"])
-        return _state_page(gateway.page(session_id) or page)
+        return _state_page(await gateway.page(session_id) or page)
 
     return [
         Route(PATH, show, methods=["GET"]),

@@ -60,7 +60,6 @@ class Settings(BaseSettings):
     promo_whatsapp_per_second: float = Field(default=10.0, gt=0)
     promo_concurrency: int = Field(default=16, ge=1)
 
-    catalog_path: Path | None = None
     privacy_policy_version: str = "2026-11"
     # What a customer who asks for a person is told, and the virtual Libro de Reclamaciones
     # (Indecopi requires one for consumer complaints) shown on "reclamo".

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import phonenumbers
@@ -111,34 +109,9 @@ def fold(text: str) -> str:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The packages operators sell, loaded from an editable JSON file."""
+    """The packages on sale, in menu order (built from the provider's by conversations.packages)."""
 
     packages: tuple[Product, ...]
 
     def package(self, code: str) -> Product | None:
         return next((p for p in self.packages if p.code == code), None)
-
-    @classmethod
-    def from_json(cls, text: str) -> Catalogue:
-        """Parse the catalogue file; raise ValueError naming the bad entry."""
-        packages = tuple(_package(entry) for entry in json.loads(text)["packages"])
-        if len({p.code for p in packages}) != len(packages):
-            raise ValueError("package codes must be unique")
-        return cls(packages)
-
-
-def _package(entry: Mapping[str, object]) -> Product:
-    try:
-        product = Product(
-            code=str(entry["code"]),
-            kind=ProductKind.PACKAGE,
-            name=str(entry["name"]),
-            price_cents=int(str(entry["price_cents"])),
-            validity_days=int(str(entry["validity_days"])),
-            details=str(entry.get("details", "")),
-        )
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"invalid package entry {entry!r}: {exc}") from exc
-    if product.price_cents < MIN_CUSTOM_SOLES * 100 or len(product.code.encode()) > 40:
-        raise ValueError(f"invalid package entry {entry!r}: price or code out of range")
-    return product

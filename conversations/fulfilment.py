@@ -26,7 +26,14 @@ from conversations.errors import (
     TopUpRejected,
     TopUpUnknown,
 )
-from conversations.model import SETTLED_STATES, Order, OrderState, PaymentEvent, PaymentEventKind
+from conversations.model import (
+    SETTLED_STATES,
+    Order,
+    OrderState,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentProblem,
+)
 from conversations.ports import (
     Alerts,
     CheckoutView,
@@ -43,6 +50,7 @@ logger = logging.getLogger(__name__)
 S = OrderState
 PAYABLE = frozenset({S.AWAITING_PAYMENT, S.CANCELLED, S.EXPIRED})
 IN_FLIGHT = frozenset({S.TOPPING_UP, S.TOPUP_UNKNOWN})
+ACCEPTED_BRANDS = frozenset({"visa", "mastercard"})  # as Stripe names a charge's card brand
 
 
 @dataclass(frozen=True)
@@ -99,14 +107,18 @@ class Fulfilment:
     async def _paid(self, order: Order, view: CheckoutView, event_id: str | None) -> None:
         if not view.paid:
             return  # an asynchronous payment still pending: its own event follows
-        if (view.order_id, view.amount_cents, view.currency) != (
-            order.id,
-            order.amount_cents,
-            "pen",
-        ):
+        if view.order_id != order.id:  # whose money it is is for a human to tell
             changes = OrderChanges(failure="mismatch")
             if await self._move(order, PAYABLE, S.FLAGGED, changes, event_id):
                 await self.alerts.alert("payment does not match the order", order_id=order.id)
+            return
+        problem = _problem(order, view)
+        if problem is not None:  # refunded in full (by push or the next pass), never topped up
+            changes = OrderChanges(payment_ref=view.payment_ref, failure=problem.value)
+            if await self._move(order, PAYABLE, S.TOPUP_FAILED, changes, event_id):
+                await self.alerts.alert(
+                    f"payment refused after checkout ({problem})", order_id=order.id
+                )
             return
         await self._move(
             order, PAYABLE, S.PAID, OrderChanges(payment_ref=view.payment_ref), event_id
@@ -127,11 +139,12 @@ class Fulfilment:
         order = await self.orders.get(order_id)
         if order is None:
             return
-        # Only what the webhook itself settles: a paid order due for its top-up, or an outcome to
-        # tell. Anything else (a link still awaiting an asynchronous payment, a top-up in flight
-        # on another replica, a retry's backoff) is the pass's, which knows when it is due.
+        # Only what the webhook itself settles: a paid order due for its top-up, a payment to
+        # refund, or an outcome to tell. Anything else (a link still awaiting an asynchronous
+        # payment, a top-up in flight on another replica, a retry's backoff) is the pass's,
+        # which knows when it is due.
         due = order.next_attempt_at is None or order.next_attempt_at <= self.clock()
-        if (order.state is S.PAID and due) or order.state in SETTLED_STATES:
+        if (order.state is S.PAID and due) or order.state in {S.TOPUP_FAILED, *SETTLED_STATES}:
             await self._advance(order)
 
     async def _advance(self, order: Order) -> None:
@@ -277,3 +290,12 @@ class Fulfilment:
             order.id, from_=frozenset(source), to=target, at=self.clock(), changes=changes,
             event_id=event_id,
         )  # fmt: skip
+
+
+def _problem(order: Order, view: CheckoutView) -> PaymentProblem | None:
+    """What is wrong with a payment of the right order: its card, or what was charged."""
+    if (view.amount_cents, view.currency) != (order.amount_cents, "pen"):
+        return PaymentProblem.AMOUNT
+    if view.card_brand not in ACCEPTED_BRANDS:
+        return PaymentProblem.CARD_BRAND
+    return None

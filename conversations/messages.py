@@ -16,6 +16,7 @@ from conversations.model import (
     Line,
     Order,
     OrderState,
+    PaymentProblem,
     PersonalData,
     Product,
     ProductKind,
@@ -190,7 +191,12 @@ def package_gone() -> Reply:
 def product_label(product: Product) -> str:
     """How a package reads in a menu: name, price, what it gives and for how long."""
     details = f" · {product.details}" if product.details else ""
-    return f"{product.name} {soles(product.price_cents)}{details} ({product.validity_days} días)"
+    return f"{product.name} {soles(product.price_cents)}{details}{_lasting(product)}"
+
+
+def _lasting(product: Product) -> str:
+    """The validity as ' (30 días)', or nothing when the provider does not say."""
+    return f" ({product.validity_days} días)" if product.validity_days else ""
 
 
 def summary(purchase: Purchase, options: Sequence[Option]) -> Reply:
@@ -201,7 +207,8 @@ def summary(purchase: Purchase, options: Sequence[Option]) -> Reply:
         f"👤 Titular: {line.owner_name} ({DOC_LABELS[line.doc_type]} {line.doc_number})\n"
         f"🎁 Producto: {product.name}{f' ({product.details})' if product.details else ''}\n"
         f"💰 Total: {soles(product.price_cents)} (IGV incluido)\n"
-        f"📅 Vigencia: {product.validity_days} días\n\n¿Confirmas?",
+        + (f"📅 Vigencia: {product.validity_days} días\n" if product.validity_days else "")
+        + "\n¿Confirmas?",
         tuple(options),
     )
 
@@ -409,6 +416,13 @@ def promos_usage() -> Reply:
     return Reply("Escribe «promos si» para recibir promociones o «promos no» para dejarlas.")
 
 
+# Why a payment that went through the checkout was refunded.
+_REFUSED_PAYMENTS = {
+    PaymentProblem.CARD_BRAND: "Solo aceptamos tarjetas Visa o Mastercard.",
+    PaymentProblem.AMOUNT: "El pago no coincidió con el monto de tu pedido.",
+}
+
+
 def settled(order: Order) -> Reply:
     """Tell the customer how their order ended."""
     number = display_msisdn(order.purchase.line.msisdn)
@@ -417,12 +431,20 @@ def settled(order: Order) -> Reply:
         case "completed":
             what = (
                 f"el {product.name} ({soles(product.price_cents)})"
+                + (f": {product.details}" if product.details else "")
+                + _lasting(product)
                 if product.kind is ProductKind.PACKAGE
                 else f"una recarga de {soles(product.price_cents)}"
             )
             return Reply(
                 f"✅ ¡Recarga exitosa! Tu línea {number} recibió {what}. "
                 f"N.º de operación: {order.operation_id}. ¡Gracias por usar RecargaBot!"
+            )
+        case "refunded" if order.failure in _REFUSED_PAYMENTS:
+            why = _REFUSED_PAYMENTS[PaymentProblem(order.failure)]
+            return Reply(
+                f"{why} No recargamos la línea {number} y ya devolvimos todo tu pago a la "
+                "tarjeta; el extorno puede tardar hasta 24 horas en verse."
             )
         case "refunded":
             return Reply(

@@ -50,8 +50,11 @@ class Product:
     kind: ProductKind
     name: str
     price_cents: int
-    validity_days: int
-    details: str = ""
+    validity_days: int  # 0: the provider does not say
+    details: str = ""  # what a package includes
+    # Where a package is bought: the provider's bundle operator and its fixed local amount.
+    operator_id: int | None = None
+    face_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,13 @@ class OrderState(StrEnum):
     CANCELLED = "cancelled"
     FLAGGED = "flagged"
     HELD = "held"  # paid; the provider refused for a reason on our side: retry, then refund
+
+
+class PaymentProblem(StrEnum):
+    """Why a payment that passed the checkout was refunded instead of topped up."""
+
+    CARD_BRAND = "card_brand"  # not Visa or Mastercard
+    AMOUNT = "amount_mismatch"  # another amount or currency than the order's
 
 
 # States the customer is told about once the order reaches them.

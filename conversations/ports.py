@@ -7,12 +7,13 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from conversations.limits import CheckoutUsage, RecipientUsage
 from conversations.machine import Verdict
 from conversations.messages import Reply
 from conversations.model import ChatKey, Checkout, Line, Order, OrderState, PersonalData
+from conversations.packages import Offer
 from conversations.session import Session
 
 
@@ -91,6 +92,7 @@ class CheckoutView:
     amount_cents: int
     currency: str
     payment_ref: str | None = None
+    card_brand: str | None = None  # of the payment's charge ("visa", "mastercard", "amex"…)
 
 
 class Payments(Protocol):
@@ -128,6 +130,12 @@ class TopUps(Protocol):
         """
 
     async def status(self, order_id: str) -> TopUpStatus: ...
+
+
+@runtime_checkable
+class PackageSource(Protocol):
+    async def offers(self) -> Sequence[Offer]:
+        """The packages the top-up provider sells now (its bundle and data plans)."""
 
 
 class Alerts(Protocol):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from conversations.catalog import Catalogue
 from conversations.errors import PaymentProviderError
 from conversations.machine import (
     CallPerson,
@@ -126,6 +127,8 @@ class ChatService:
     usage: Usage | None = None
     guard: Guard = field(default_factory=Guard)
     operators: Alerts | None = None  # where a chat asking for a person is raised
+    # The packages on sale now (operators edit them while the bot runs); None: rules.catalogue.
+    catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
     async def handle(self, key: ChatKey, event: Event) -> None:
         """Feed one event to the chat's conversation and send the replies, in order."""
@@ -143,11 +146,14 @@ class ChatService:
 
     async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
         session = await self._with_order(await self.store.load(key))
+        rules = self.rules
+        if self.catalogue is not None:
+            rules = replace(rules, catalogue=await self.catalogue())
         pending: list[Event] = [event]
         replies: list[Reply] = []
         erased = False
         while pending:
-            transition = step(session, pending.pop(0), self.rules)
+            transition = step(session, pending.pop(0), rules)
             session = transition.session
             for effect in transition.effects:
                 erased = erased or isinstance(effect, ErasePersonalData)

@@ -131,6 +131,8 @@ class OrderRow(SQLModel, table=True):
     product_name: str
     product_details: str = ""
     validity_days: int
+    operator_id: int | None = None  # a package's bundle operator at the provider
+    face_cents: int | None = None  # and the fixed amount sent to it
     amount_cents: int
     currency: str = "pen"
     state: str = Field(index=True)
@@ -205,3 +207,34 @@ class CampaignRecipientRow(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customers.id")
     state: str  # pending, sending, sent, failed, blocked, opted_out, skipped, unknown
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class CataloguePackageRow(SQLModel, table=True):
+    """A package the provider sells (written by ``catalogue sync``) and how operators show it."""
+
+    __tablename__ = "catalogue_packages"
+
+    code: str = Field(primary_key=True)  # from the provider's operator and description
+    operator_id: int
+    operator_name: str
+    face_cents: int  # the provider's fixed amount in soles
+    description: str  # the provider's
+    available: bool = True  # False once the provider no longer lists it
+    price_cents: int  # what the customer pays
+    position: int  # menu order
+    name: str | None = None  # the operators' customer-facing name, else the provider's
+    details: str | None = None  # the operators' description, else the provider's
+    hidden: bool = False
+    revision: int = 0  # bumped by every change, so readers see a change at once
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class SandboxCheckoutRow(SQLModel, table=True):
+    """What happened to a sandbox checkout (paid or expired), so a restart keeps it."""
+
+    __tablename__ = "sandbox_checkouts"
+
+    session_id: str = Field(primary_key=True)
+    state: str  # paid, expired
+    card_brand: str | None = None
+    at: datetime = Field(sa_type=UtcDateTime)

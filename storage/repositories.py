@@ -402,7 +402,7 @@ def _of_chat(*columns: Any) -> Select[Any]:
 # The order columns _purchase reads.
 _BOUGHT = (
     "msisdn", "owner_name", "doc_type", "doc_number", "product_code", "product_kind",
-    "product_name", "product_details", "validity_days", "amount_cents",
+    "product_name", "product_details", "validity_days", "amount_cents", "operator_id", "face_cents",
 )  # fmt: skip
 
 
@@ -546,6 +546,8 @@ def _purchase_columns(purchase: Purchase) -> dict[str, Any]:
         "product_name": product.name,
         "product_details": product.details,
         "validity_days": product.validity_days,
+        "operator_id": product.operator_id,
+        "face_cents": product.face_cents,
         "amount_cents": product.price_cents,
     }
 
@@ -585,6 +587,8 @@ def _purchase(row: Row[Any]) -> Purchase:
         price_cents=row.amount_cents,
         validity_days=row.validity_days,
         details=row.product_details,
+        operator_id=row.operator_id,
+        face_cents=row.face_cents,
     )
     return Purchase(_line(row), product)
 

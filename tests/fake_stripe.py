@@ -1,7 +1,10 @@
 """FakeStripe: a local HTTP stand-in for the parts of Stripe's API the bot calls.
 
 Served on 127.0.0.1 so the real stripe SDK talks HTTP to it. Objects are Stripe's own examples
-(``stripe_fixtures3.json``) with the fields the bot relies on filled in. Idempotency keys are
+(``tests/data/stripe_fixtures3.json``, with its licence) with the fields the bot relies on filled
+in. A paid session has a PaymentIntent whose ``latest_charge`` is a Charge with the card's brand
+in ``payment_method_details.card.brand``; ``expand[]=payment_intent.latest_charge`` on a session
+retrieve embeds both, as Stripe does. Idempotency keys are
 honoured as Stripe does: the same key with the same parameters replays the first answer, with
 other parameters it is an ``idempotency_error``. Helpers complete a session as a paying customer
 would and sign webhook events with the endpoint secret. Every request is counted.
@@ -27,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-FIXTURES = Path(__file__).parents[2] / "shared" / "data" / "stripe_fixtures3.json"
+FIXTURES = Path(__file__).with_name("data") / "stripe_fixtures3.json"
 
 
 def _fixture(name: str) -> dict[str, Any]:
@@ -62,6 +65,8 @@ class FakeStripe:
     requests: Counter[str] = field(default_factory=Counter)
     idempotency_keys: dict[str, list[str | None]] = field(default_factory=dict)  # by route
     created_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
     _replays: dict[str, tuple[list[tuple[str, str]], int, Any]] = field(default_factory=dict)
 
     def app(self) -> Starlette:
@@ -81,13 +86,28 @@ class FakeStripe:
 
     # ------------------------------------------------------------ test helpers
 
-    def complete(self, session_id: str, **tampered: Any) -> None:
-        """Pay the session as a customer would (optionally with tampered fields: amount_total,
-        currency, client_reference_id)."""
+    def complete(self, session_id: str, *, brand: str = "visa", **tampered: Any) -> None:
+        """Pay the session as a customer would, with a card of ``brand`` (optionally with
+        tampered fields: amount_total, currency, client_reference_id); the charge is of the
+        session's amount and currency as they end up."""
         session = self.sessions[session_id]
         session.update(status="complete", payment_status="paid", url=None)
-        session["payment_intent"] = f"pi_fake_{secrets.token_hex(8)}"
         session.update(tampered)
+        intent, charge = _fixture("payment_intent"), _fixture("charge")
+        intent_id, charge_id = f"pi_fake_{secrets.token_hex(8)}", f"ch_fake_{secrets.token_hex(8)}"
+        money = {"amount": session["amount_total"], "currency": session["currency"]}
+        intent.update(
+            id=intent_id, status="succeeded", latest_charge=charge_id,
+            amount_received=money["amount"], metadata=session["metadata"],
+            created=int(time.time()), **money,
+        )  # fmt: skip
+        charge["payment_method_details"]["card"].update(brand=brand, network=brand)
+        charge.update(
+            id=charge_id, payment_intent=intent_id, status="succeeded", paid=True, captured=True,
+            amount_captured=money["amount"], metadata=session["metadata"], **money,
+        )  # fmt: skip
+        self.payment_intents[intent_id], self.charges[charge_id] = intent, charge
+        session["payment_intent"] = intent_id
 
     def fail_async(self, session_id: str) -> None:
         """End checkout with an asynchronous payment processing or failed: complete but unpaid."""
@@ -181,6 +201,17 @@ class FakeStripe:
             return _error(
                 404, "invalid_request_error", "No such checkout.session", "resource_missing"
             )
+        expand = {v for k, v in request.query_params.multi_items() if k.startswith("expand[")}
+        if not expand <= {"payment_intent", "payment_intent.latest_charge"}:
+            return _error(
+                400, "invalid_request_error", f"This property cannot be expanded ({expand})."
+            )
+        session = copy.deepcopy(session)
+        intent = self.payment_intents.get(session["payment_intent"] or "")
+        if expand and intent is not None:
+            session["payment_intent"] = intent = copy.deepcopy(intent)
+            if "payment_intent.latest_charge" in expand:
+                intent["latest_charge"] = copy.deepcopy(self.charges[intent["latest_charge"]])
         return JSONResponse(session)
 
     async def _expire(self, request: Request) -> Response:

@@ -115,7 +115,9 @@ async def test_session_survives_a_restart_with_the_same_secret(
     view = await restarted.retrieve(checkout.session_id)
 
     assert view.order_id == "ord-1" and view.open
-    assert restarted.page(checkout.session_id) == sandbox.gateway.page(checkout.session_id)
+    assert await restarted.page(checkout.session_id) == await sandbox.gateway.page(
+        checkout.session_id
+    )
 
 
 @pytest.mark.parametrize(
@@ -136,7 +138,7 @@ async def test_forged_session_ids_are_refused(sandbox: Sandbox, checkout: Checko
         await sandbox.gateway.retrieve(forged)
     with pytest.raises(PaymentProviderError):
         await sandbox.gateway.pay(forged, **GOOD_CARD)
-    assert sandbox.gateway.page(forged) is None
+    assert await sandbox.gateway.page(forged) is None
     assert sandbox.webhooks.posted == []
 
 
@@ -200,7 +202,7 @@ async def test_a_paid_session_reports_its_payment_intent(sandbox: Sandbox, check
 
     assert view.paid and not view.open
     assert view.payment_ref is not None and view.payment_ref.startswith("pi_test_")
-    assert sandbox.gateway.page(checkout.session_id).state is PageState.PAID
+    assert (await sandbox.gateway.page(checkout.session_id)).state is PageState.PAID
 
 
 async def test_paying_twice_sends_one_completed_event(sandbox: Sandbox, checkout: Checkout):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
-import conversations
 from conversations.catalog import Catalogue, credit_product
 from conversations.machine import Rules, Say, Transition
 from conversations.messages import Reply
@@ -17,12 +15,32 @@ from conversations.model import (
     Line,
     Order,
     OrderState,
+    Product,
+    ProductKind,
     Purchase,
 )
 from conversations.session import Draft, Payment, Profile, Session, Step
 
-CATALOG_PATH = Path(conversations.__file__).parent / "data" / "packages.json"
-CATALOGUE = Catalogue.from_json(CATALOG_PATH.read_text(encoding="utf-8"))
+PACKAGE = ProductKind.PACKAGE
+
+# The sandbox provider's packages, as the machine sees them (codes kept short and readable).
+CATALOGUE = Catalogue(
+    (
+        Product("paq-5-redes", PACKAGE, "Paquete Redes", 500, 3, "1 GB + WhatsApp ilimitado"),
+        Product(
+            "paq-10-internet", PACKAGE, "Paquete Internet", 1000, 7,
+            "3 GB + llamadas ilimitadas a Claro",
+        ),
+        Product(
+            "paq-20-ilimitado", PACKAGE, "Paquete Ilimitado", 2000, 15,
+            "8 GB + llamadas y SMS ilimitados",
+        ),
+        Product(
+            "paq-35-mes", PACKAGE, "Paquete Mensual", 3500, 30,
+            "20 GB + llamadas ilimitadas + redes sociales",
+        ),
+    )
+)  # fmt: skip
 RULES = Rules(CATALOGUE)
 
 LINE = Line("987654321", "María Quispe", DocType.DNI, "10117410")
@@ -71,7 +89,7 @@ def settled_order(order_id: str, state: OrderState, purchase: Purchase = PURCHAS
     )
 
 
-# Operators name packages freely in packages.json: a name is not an amount the bot formats.
+# Operators name packages freely: a name is not an amount the bot formats.
 _NOT_FORMATTED_BY_BOT = tuple(p.name for p in CATALOGUE.packages)
 _AMOUNT = re.compile(r"S/\.?\s*\d+(?:[.,]\d+)?")
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from conversations.catalog import (
-    Catalogue,
     credit_product,
     display_msisdn,
     fold,
@@ -19,7 +16,6 @@ from conversations.catalog import (
     soles,
 )
 from conversations.model import DocType, ProductKind
-from tests.unit.builders import CATALOG_PATH
 
 # ---------------------------------------------------------------- mobile numbers
 
@@ -243,57 +239,3 @@ def test_soles_shows_two_decimals(cents: int, shown: str) -> None:
 
 def test_fold_ignores_case_accents_and_surrounding_spaces() -> None:
     assert fold("  SÍ ") == fold("si") == "si"
-
-
-# ---------------------------------------------------------------- catalogue
-
-
-def _catalogue_json(*packages: dict[str, object]) -> str:
-    return json.dumps({"packages": list(packages)})
-
-
-_PACKAGE = {"code": "paq-1", "name": "Paquete 1", "price_cents": 500, "validity_days": 3}
-
-
-def test_shipped_catalogue_loads_with_unique_codes_and_positive_validity() -> None:
-    catalogue = Catalogue.from_json(CATALOG_PATH.read_text(encoding="utf-8"))
-
-    codes = [p.code for p in catalogue.packages]
-    assert codes and len(set(codes)) == len(codes)
-    assert all(p.kind is ProductKind.PACKAGE and p.validity_days > 0 for p in catalogue.packages)
-
-
-def test_shipped_catalogue_finds_a_package_by_code() -> None:
-    catalogue = Catalogue.from_json(CATALOG_PATH.read_text(encoding="utf-8"))
-
-    package = catalogue.package("paq-10-internet")
-
-    assert package is not None and package.price_cents == 1000
-
-
-def test_catalogue_has_no_package_for_an_unknown_code() -> None:
-    assert Catalogue.from_json(_catalogue_json(_PACKAGE)).package("paq-99") is None
-
-
-@pytest.mark.parametrize("missing", ["code", "name", "price_cents", "validity_days"])
-def test_catalogue_entry_missing_a_field_is_refused(missing: str) -> None:
-    entry = {k: v for k, v in _PACKAGE.items() if k != missing}
-
-    with pytest.raises(ValueError, match="invalid package entry"):
-        Catalogue.from_json(_catalogue_json(entry))
-
-
-def test_catalogue_with_a_duplicate_code_is_refused() -> None:
-    with pytest.raises(ValueError, match="unique"):
-        Catalogue.from_json(_catalogue_json(_PACKAGE, {**_PACKAGE, "name": "Otro"}))
-
-
-@pytest.mark.parametrize("price", [0, 299, "mucho"])
-def test_catalogue_entry_priced_below_three_soles_or_not_a_number_is_refused(price: object) -> None:
-    with pytest.raises(ValueError, match="invalid package entry"):
-        Catalogue.from_json(_catalogue_json({**_PACKAGE, "price_cents": price}))
-
-
-def test_catalogue_entry_with_a_code_too_long_for_a_button_is_refused() -> None:
-    with pytest.raises(ValueError, match="out of range"):
-        Catalogue.from_json(_catalogue_json({**_PACKAGE, "code": "p" * 41}))

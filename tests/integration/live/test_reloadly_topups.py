@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from adapters.reloadly_topups import ReloadlyTopUps
+import pytest
+
+from adapters.reloadly_topups import ACTIONS, ReloadlyTopUps
 from conversations.model import OrderState
 from tests.integration.live.conftest import Bot, World
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY
@@ -198,3 +200,42 @@ async def test_a_refund_retried_after_a_lost_answer_is_the_same_refund(world: Wo
     assert len(world.stripe.refunds) == 1
     keys = world.stripe.idempotency_keys["create_refund"]
     assert len(keys) >= 2 and set(keys) == {f"refund:{order_id}"}
+
+
+@pytest.mark.parametrize(
+    ("code", "state", "status_queries"),
+    [
+        ("PHONE_RECENTLY_RECHARGED", OrderState.PAID, 0),  # sent again later
+        ("MAX_DAILY_TRANSACTION_COUNT_REACHED", OrderState.HELD, 0),  # ours to fix
+        ("INVALID_AMOUNT_FOR_OPERATOR", OrderState.REFUNDED, 0),  # never will
+        ("SOMETHING_NOT_DOCUMENTED", OrderState.HELD, 1),  # asked about, then held for a human
+    ],
+)
+async def test_each_refusal_is_acted_on_as_the_table_says(
+    world: World, code: str, state: OrderState, status_queries: int
+):
+    bot = await world.start()
+    world.reloadly.outcomes("987654321", code)
+
+    order_id = await _paid_and_announced(world, bot)
+
+    assert await _state(bot, order_id) is state
+    assert world.reloadly.posts == {order_id: 1}
+    assert world.reloadly.status_queries == status_queries
+    assert len(world.stripe.refunds) == (state is OrderState.REFUNDED)
+
+
+def test_every_documented_error_code_and_status_has_an_action():
+    documented = {
+        "TOKEN_EXPIRED", "COUNTRY_NOT_SUPPORTED", "INVALID_RECIPIENT_PHONE",
+        "INVALID_SENDER_PHONE", "INVALID_PHONE_NUMBER", "PHONE_RECENTLY_RECHARGED",
+        "OPERATOR_UNAVAILABLE_OR_CURRENTLY_INACTIVE", "INACTIVE_ACCOUNT",
+        "INVALID_AMOUNT_FOR_OPERATOR", "TOPUP_TRANSACTION_FAILED",
+        "COULD_NOT_AUTO_DETECT_OPERATOR", "ACCOUNT_NOT_FOUND",
+        "MAX_DAILY_TRANSACTION_COUNT_REACHED", "MAX_DAILY_TRANSACTION_AMOUNT_REACHED",
+        "TRANSACTION_CANNOT_BE_PROCESSED_AT_THE_MOMENT", "INVALID_AMOUNT",
+        "INSUFFICIENT_BALANCE", "OPERATOR_NOT_IN_SERVICE", "CUSTOM_IDENTIFIER_ALREADY_USED",
+        "SUCCESSFUL", "PENDING", "PROCESSING", "REFUNDED", "FAILED",
+    }  # fmt: skip
+
+    assert documented <= set(ACTIONS)

@@ -124,18 +124,12 @@ async def test_every_event_order_ends_in_the_state_the_session_says(
     assert world.stripe.refunds == {}
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    [{"amount_total": 999}, {"currency": "usd"}, {"client_reference_id": "someone-elses-order"}],
-)
-async def test_a_payment_that_does_not_match_the_order_is_flagged_not_topped_up(
-    world: World, tamper
-):
+async def test_a_payment_naming_another_order_is_flagged_not_topped_up(world: World):
     bot = await world.start()
     order_id, session_id = await world.order_opened(bot)
-    world.stripe.complete(session_id, **tamper)
+    world.stripe.complete(session_id, client_reference_id="someone-elses-order")
 
-    await world.deliver(bot, "checkout.session.completed", session_id)  # may name another order
+    await world.deliver(bot, "checkout.session.completed", session_id)  # names another order
     await bot.client.get(f"/pay/{order_id}/done")  # this order's own check of its session
     await bot.services.worker.run_once()
 
@@ -143,6 +137,36 @@ async def test_a_payment_that_does_not_match_the_order_is_flagged_not_topped_up(
     assert order.state is OrderState.FLAGGED and order.failure == "mismatch"
     assert world.reloadly.posts == {}
     assert world.alerts.sent == [("payment does not match the order", order_id)]
+
+
+@pytest.mark.parametrize(
+    ("paid", "failure", "told"),
+    [
+        ({"brand": "amex"}, "card_brand", "Solo aceptamos tarjetas Visa o Mastercard."),
+        ({"brand": "discover"}, "card_brand", "Solo aceptamos tarjetas Visa o Mastercard."),
+        ({"amount_total": 999}, "amount_mismatch", "El pago no coincidió con el monto"),
+        ({"currency": "usd"}, "amount_mismatch", "El pago no coincidió con el monto"),
+    ],
+)
+async def test_a_payment_with_another_brand_or_amount_is_refunded_in_full_not_topped_up(
+    world: World, paid, failure, told
+):
+    """Checkout blocks other brands, but the charge is checked all the same (latest charge)."""
+    bot = await world.start()
+    order_id, session_id = await world.order_opened(bot)
+    world.stripe.complete(session_id, **paid)
+
+    await world.deliver(bot, "checkout.session.completed", session_id)
+    await bot.client.get(f"/pay/{order_id}/done")
+    await bot.services.worker.run_once()
+
+    order = await bot.services.orders.get(order_id)
+    charged = world.stripe.sessions[session_id]["amount_total"]
+    assert (order.state, order.failure) == (OrderState.REFUNDED, failure)
+    assert [r["amount"] for r in world.stripe.refunds.values()] == [charged]
+    assert world.reloadly.posts == {}
+    assert sum(told in text for text in bot.customer.texts()) == 1
+    assert len(world.alerts.sent) == 1
 
 
 async def test_the_success_page_fulfils_when_the_webhook_is_late(world: World):
