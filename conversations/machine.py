@@ -504,7 +504,11 @@ def _handoff(session: Session, rules: Rules, *, complaint: bool) -> Transition:
         if complaint
         else msg.handoff(rules.service_hours)
     )
-    return Transition(replace(session, step=Step.HANDOFF), (CallPerson(complaint), Say(said)))
+    order = session.order  # a paid order's state first: "ya pagué y no me llega"
+    told = (Say(msg.order_status(order)),) if order and order.state in _CAPTURED else ()
+    return Transition(
+        replace(session, step=Step.HANDOFF), (CallPerson(complaint), *told, Say(said))
+    )
 
 
 def _in_handoff(session: Session, event: Event, rules: Rules) -> Transition:
@@ -874,6 +878,8 @@ def _on_custom_amount(session: Session, given: _Input, rules: Rules) -> Transiti
 def _on_package(session: Session, given: _Input, rules: Rules) -> Transition:
     chosen, reading = given.chosen, given.reading
     product = rules.catalogue.package(chosen.removeprefix("pkg:")) if chosen else None
+    if reading is not None and (priced := _package_priced(reading, rules)):
+        product = priced  # "5", "el de 10": the price, never the position
     if product is None and reading is not None and reading.package:
         product = rules.catalogue.package(reading.package)
     if product is None and reading is not None and reading.money:
@@ -881,6 +887,15 @@ def _on_package(session: Session, given: _Input, rules: Rules) -> Transition:
     if product is None:
         return _reask(session, rules)
     return _go(session, Step.CONFIRM, rules, product=product)
+
+
+def _package_priced(reading: Reading, rules: Rules) -> Product | None:
+    """The one package sold at the amount typed, unless a recharge of credit is asked for."""
+    amount = reading.amount
+    if amount is None or not amount.whole or reading.intent is Intent.RECHARGE or reading.kind:
+        return None
+    priced = [p for p in rules.catalogue.packages if p.price_cents == amount.soles * 100]
+    return priced[0] if len(priced) == 1 else None
 
 
 def _on_confirm(session: Session, given: _Input, rules: Rules) -> Transition:

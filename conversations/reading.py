@@ -282,6 +282,8 @@ def _intent(words: tuple[str, ...]) -> Intent | None:
     if words and all(w in _PLEASE for w in words):
         return Intent.ACK  # a lone "porfa" nudges: the pending question again
     found = {i for w in words if (i := _EMOJI_INTENTS.get(w) or _INTENT_WORDS.get(w) or _fuzzy(w))}
+    if "no" in words and {"llego", "llega", "llegado"} & set(words):
+        return Intent.COMPLAINT  # "no me llegó la recarga": a person looks into it
     if "no" in words and found <= {Intent.THANKS}:
         return None  # "no gracias" declines, it does not thank
     return min(found, key=list(Intent).index) if found else None

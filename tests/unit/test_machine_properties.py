@@ -35,6 +35,7 @@ from conversations.machine import (
     step,
 )
 from conversations.model import SETTLED_STATES, DocType, Line, Product, ProductKind, Purchase
+from conversations.reading import read
 from conversations.session import Profile, Session, Step, dump_session, load_session
 from tests.unit.builders import (
     CATALOGUE,
@@ -180,7 +181,11 @@ def converse(data: st.DataObject, profile: Profile, check: Callable[[Turn], None
 def is_confirmation(session: Session, event: Event) -> bool:
     if isinstance(event, Choice):
         return event.option_id == "confirm"
-    return isinstance(event, Text) and resolve(options(session, RULES), event.body) == "confirm"
+    if not isinstance(event, Text):
+        return False
+    chosen = resolve(options(session, RULES), event.body)
+    # A plain yes ("sí pe", "acepto", "dale") to the summary confirms it too.
+    return chosen == "confirm" or (chosen is None and read(event.body).answer is True)
 
 
 def is_sellable(product: Product) -> bool:
