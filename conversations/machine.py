@@ -323,12 +323,20 @@ def resolve(choices: tuple[Option, ...], text: str, *, numbered: bool = True) ->
     # keeps int() under Python's 4,300-digit limit for a pasted wall of digits.
     if numbered and folded.isdecimal() and len(folded) <= 3 and 1 <= int(folded) <= len(choices):
         return choices[int(folded) - 1].id
+    if numbered and (place := _ORDINALS.get(folded)) is not None and place < len(choices):
+        return choices[place].id  # "el primero", "la segunda"
     for option in choices:
         if folded in (fold(option.label), option.id, *_ALIASES.get(option.id, ())):
             return option.id
     return None
 
 
+_ORDINALS = {  # "primero", "la segunda", "el tercero": a place in the list
+    f"{article}{word}{ending}": place
+    for place, word in enumerate(("primer", "segund", "tercer", "cuart"))
+    for article in ("", "el ", "la ")
+    for ending in ("o", "a")
+}
 _POLITE = frozenset(("porfa", "por", "favor", "xfa", "pls", "plis", "pe", "pues", "gracias"))
 
 # ---------------------------------------------------------------- the transition function
@@ -725,6 +733,9 @@ def _current_price(product: Product, rules: Rules) -> Product | None:
 
 def _on_number(session: Session, given: _Input, rules: Rules) -> Transition:
     reading = given.reading
+    phone = reading is not None and (reading.msisdn or reading.other_phone)
+    if reading is not None and (reading.money or reading.package) and not phone:
+        return _absorb(session, reading, rules)  # "diez soles": kept, and the number asked again
     if reading is None or not (reading.msisdn or reading.other_phone):
         return Transition(session, (Say(msg.bad_number()),))
     return _absorb(session, reading, rules)

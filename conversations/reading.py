@@ -188,8 +188,10 @@ def read(text: str, packages: Iterable[Product] = ()) -> Reading:
         return Reading()  # text that displays other than it reads: take nothing from it
     folded = fold(text)
     msisdn, other_phone, rest = _phones(folded)
-    garbled = other_phone and not msisdn and bool(_GARBLED_MOBILE.search(rest))
     spelled = _spelled(rest)
+    if msisdn is None and not other_phone and spelled != rest:  # "nueve ocho siete …"
+        msisdn, other_phone, spelled = _phones(spelled)
+    garbled = other_phone and not msisdn and bool(_GARBLED_MOBILE.search(rest))
     words = tuple(_TOKEN_RE.findall(spelled))
     doc_type, doc_text = _document(words)
     money, figure = _amounts(spelled, doc_type is not None)
