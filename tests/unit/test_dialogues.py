@@ -77,21 +77,9 @@ _EFFECT_NAMES: dict[str, type[Effect]] = {
     "show_history": ShowHistory,
     "show_personal_data": ShowPersonalData,
 }
-_TURN_KEYS = frozenset(
-    (
-        "say",
-        "press",
-        "settle",
-        "step",
-        "reply",
-        "no_reply",
-        "replies",
-        "draft",
-        "effects",
-        "link",
-        "refusal",
-    )
-)
+_EXPECTED = frozenset(("step", "reply", "no_reply", "replies", "draft", "effects", "link"))
+# How a line counts: "refusal" where refusing is right, "gap" where the bot cannot read it yet.
+_TURN_KEYS = _EXPECTED | {"say", "press", "settle", "refusal", "gap"}
 _DIALOGUE_KEYS = frozenset(("name", "start", "other", "measure", "turns"))
 
 # ---------------------------------------------------------------- not understood, and bare
@@ -188,10 +176,13 @@ class Line_:
     failures: list[str]
     refusal: bool
     link: bool
+    gap: bool  # a line the bot does not understand yet, kept to measure it honestly
 
     @property
     def understood(self) -> bool:
-        return not self.failures and (self.refusal or not any(map(not_understood, self.replies)))
+        if self.gap or self.failures:
+            return False
+        return self.refusal or not any(map(not_understood, self.replies))
 
 
 @dataclass
@@ -293,7 +284,14 @@ def play(dialogue: Dialogue) -> Played:
         if "settle" not in turn:
             link = any(reply.link and reply.link.url.startswith(f"{PAY_URL}/") for reply in said)
             played.lines.append(
-                Line_(_shown(turn), said, failures, bool(turn.get("refusal")), link)
+                Line_(
+                    _shown(turn),
+                    said,
+                    failures,
+                    bool(turn.get("refusal")),
+                    link,
+                    gap=bool(turn.get("gap")),
+                )
             )
     return played
 
@@ -305,7 +303,7 @@ def _shown(turn: dict[str, Any]) -> str:
 def _check(
     turn: dict[str, Any], session: Session, said: list[Reply], effects: list[Effect]
 ) -> Iterator[str]:
-    expectations = set(turn) & (_TURN_KEYS - {"say", "press", "settle", "refusal"})
+    expectations = set(turn) & _EXPECTED
     if not expectations and "settle" not in turn:
         yield "no expectation: every line states what must follow"
     text = "\n".join(
