@@ -585,7 +585,10 @@ def _missing(session: Session) -> Step:
 def _absorb(session: Session, reading: Reading, rules: Rules) -> Transition:
     """Take every slot the message carries, then ask only for what is missing."""
     draft = session.draft
-    if reading.money or (reading.figure and reading.intent is Intent.RECHARGE):
+    figure = reading.figure
+    if figure and reading.msisdn and figure.whole and is_custom_amount_allowed(figure.soles):
+        reading = replace(reading, money=figure)  # "987654321 10": the line and its amount
+    if reading.money or (figure and reading.intent is Intent.RECHARGE):
         amount = reading.amount
         assert amount is not None
         if not amount.whole or not is_custom_amount_allowed(amount.soles):
