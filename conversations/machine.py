@@ -485,7 +485,7 @@ def _greet(session: Session, rules: Rules, reading: Reading | None) -> Transitio
         return Transition(session, _prompt(session, rules))
     fresh = Session(profile=session.profile)
     if not fresh.profile.consented:
-        fresh = replace(fresh, step=Step.CONSENT)
+        fresh = replace(fresh, step=Step.CONSENT, draft=_wanted(reading, rules))
         return Transition(fresh, (Say(msg.welcome_new(options(fresh, rules))),))
     if reading is not None and reading.has_data:
         return _absorb(fresh, reading, rules)
@@ -493,6 +493,17 @@ def _greet(session: Session, rules: Rules, reading: Reading | None) -> Transitio
         fresh = replace(fresh, step=Step.PICK_LINE)
         return Transition(fresh, (Say(msg.welcome_back(options(fresh, rules))),))
     return _go(fresh, Step.ASK_NUMBER, rules)
+
+
+def _wanted(reading: Reading | None, rules: Rules) -> Draft:
+    """What a first message asks to buy, kept through the privacy notice; not the number,
+    which is personal data and is asked again once the notice is accepted."""
+    if reading is None:
+        return Draft()
+    amount = reading.money or (reading.figure if reading.intent is Intent.RECHARGE else None)
+    if amount is not None and amount.whole and is_custom_amount_allowed(amount.soles):
+        return Draft(product=credit_product(amount.soles))
+    return Draft(product=rules.catalogue.package(reading.package) if reading.package else None)
 
 
 def _cancel(session: Session) -> Transition:

@@ -79,7 +79,7 @@ _INTENT_WORDS: dict[str, Intent] = {
     ),
     **dict.fromkeys(
         ("ok", "okey", "oki", "okay", "oka", "listo", "vale", "perfecto", "genial", "chevere",
-         "bacan", "excelente", "bien", "entendido"),
+         "bacan", "excelente", "bien", "entendido", "okis"),
         Intent.ACK,
     ),
 }  # fmt: skip
@@ -87,7 +87,7 @@ _EMOJI_INTENTS = {"👍": Intent.ACK, "👌": Intent.ACK, "🙏": Intent.THANKS,
 _YES = frozenset(
     ("si", "sii", "siii", "sip", "simon", "ya", "dale", "acepto", "aceptar", "confirmo",
      "confirmar", "correcto", "claro", "yes", "afirmativo", "ok", "okey", "oki", "okay", "oka",
-     "listo", "vale", "perfecto", "bueno", "va", "sale")
+     "listo", "vale", "perfecto", "bueno", "va", "sale", "okis", "okas", "sipi", "sep", "see")
 )  # fmt: skip
 _NO = frozenset(("no", "nop", "nope", "nel", "negativo", "nada", "tampoco"))
 # Words that carry no slot: courtesy, fillers and Peruvian tags ("sí pe", "porfa", "xfa").
