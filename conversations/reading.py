@@ -79,7 +79,8 @@ _INTENT_WORDS: dict[str, Intent] = {
     ),
     **dict.fromkeys(
         ("ok", "okey", "oki", "okay", "oka", "listo", "vale", "perfecto", "genial", "chevere",
-         "bacan", "excelente", "bien", "entendido", "okis"),
+         "bacan", "excelente", "bien", "entendido", "okis", "espera", "esperame", "momento",
+         "momentito", "chau", "chao", "adios", "bye"),
         Intent.ACK,
     ),
 }  # fmt: skip
@@ -186,7 +187,7 @@ def read(text: str, packages: Iterable[Product] = ()) -> Reading:
     text = text[:_MAX_READ_CHARS]
     if _BIDI_CONTROLS.intersection(text):
         return Reading()  # text that displays other than it reads: take nothing from it
-    folded = fold(text)
+    folded = _DOC_GLUED.sub(r"\1 ", fold(text))  # "DNI45678912"
     msisdn, other_phone, rest = _phones(folded)
     spelled = _spelled(rest)
     if msisdn is None and not other_phone and spelled != rest:  # "nueve ocho siete …"
@@ -221,6 +222,8 @@ def split_document(text: str) -> tuple[str, str]:
 _DOC_START = re.compile(r"\b(?:d\.?n\.?i|c\.?e|carn[eé]t?|pasaporte|passport)\b|\d", re.IGNORECASE)
 
 
+_LINK = frozenset(("link", "enlace", "linck", "pagina"))  # "no me llegó el link": sent again
+_DOC_GLUED = re.compile(r"\b(dni|ce|carnet|carne|pasaporte)(?=\d)")
 _GARBLED_MOBILE = re.compile(r"\b9\d{2}[\s.-]?\d{3}[\s.-]?\d{2,3}\b")
 
 
@@ -284,7 +287,7 @@ def _intent(words: tuple[str, ...]) -> Intent | None:
     if words and all(w in _PLEASE for w in words):
         return Intent.ACK  # a lone "porfa" nudges: the pending question again
     found = {i for w in words if (i := _EMOJI_INTENTS.get(w) or _INTENT_WORDS.get(w) or _fuzzy(w))}
-    if "no" in words and {"llego", "llega", "llegado"} & set(words):
+    if "no" in words and {"llego", "llega", "llegado"} & set(words) and not _LINK & set(words):
         return Intent.COMPLAINT  # "no me llegó la recarga": a person looks into it
     if "no" in words and found <= {Intent.THANKS}:
         return None  # "no gracias" declines, it does not thank
