@@ -95,8 +95,6 @@ def _not_understood_texts() -> tuple[tuple[str, ...], tuple[str, ...]]:
         msg.consent_again(()).text,
     )
     starts = (
-        "No te entendí",
-        "No entendí",
         *(msg.bad_doc_number(t).text.split(" no es válido")[0] for t in DocType),
         "¿«",  # one_word_name: the name is asked again
     )
@@ -107,7 +105,13 @@ _WHOLE, _STARTS = _not_understood_texts()
 
 
 def not_understood(reply: Reply) -> bool:
-    return reply.text in _WHOLE or reply.text.startswith(_STARTS)
+    said = fold(reply.text)
+    return (
+        reply.text in _WHOLE
+        or reply.text.startswith(_STARTS)
+        or "no te entendi" in said
+        or "no entendi" in said
+    )
 
 
 def bare(reply: Reply) -> bool:
