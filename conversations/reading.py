@@ -256,6 +256,13 @@ def _spelled(text: str) -> str:
 
 def _document(words: tuple[str, ...]) -> tuple[DocType | None, str]:
     doc_type = _first(words, _DOC_WORDS)
+    named = next((i for i, w in enumerate(words) if w in _DOC_WORDS), None)
+    if named is not None and (after := _document_text(words[named + 1 :])):
+        return doc_type, after  # "987654321 María Quispe DNI 45678912": what follows "DNI"
+    return doc_type, _document_text(words)
+
+
+def _document_text(words: tuple[str, ...]) -> str:
     keep = [
         w for w in words
         if w not in _DOC_WORDS and w not in FILLERS and w not in _NO and w not in _YES
@@ -264,7 +271,7 @@ def _document(words: tuple[str, ...]) -> tuple[DocType | None, str]:
     ]  # fmt: skip
     # "45.678.912": dots group the digits of a document as they do those of a phone number.
     digits = (w.replace(".", "") if re.fullmatch(r"\d[\d.]*", w) else w for w in keep)
-    return doc_type, "".join(w for w in digits if re.fullmatch(r"[a-z0-9]+", w))
+    return "".join(w for w in digits if re.fullmatch(r"[a-z0-9]+", w))
 
 
 def _amounts(spelled: str, has_doc: bool) -> tuple[Amount | None, Amount | None]:
