@@ -172,7 +172,7 @@ def _start(start: str) -> tuple[Session, dict[str, Order]]:
 
 
 @dataclass
-class Line_:
+class PlayedLine:
     """One customer line as played: what came back and whether it met the dialogue."""
 
     text: str
@@ -192,7 +192,7 @@ class Line_:
 @dataclass
 class Played:
     dialogue: Dialogue
-    lines: list[Line_] = field(default_factory=list)
+    lines: list[PlayedLine] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -225,8 +225,9 @@ class World:
                 )
             case OpenCheckout(purchase):
                 order_id = f"ord-{len(self.orders) + 2}"
-                template = settled_order(order_id, OrderState.AWAITING_PAYMENT, purchase)
-                self.orders[order_id] = template
+                self.orders[order_id] = settled_order(
+                    order_id, OrderState.AWAITING_PAYMENT, purchase
+                )
                 return CheckoutOpened(order_id, f"{PAY_URL}/{order_id}")
             case CancelCheckout(order_id):
                 order = self.orders[order_id]
@@ -288,7 +289,7 @@ def play(dialogue: Dialogue) -> Played:
         if "settle" not in turn:
             link = any(reply.link and reply.link.url.startswith(f"{PAY_URL}/") for reply in said)
             played.lines.append(
-                Line_(
+                PlayedLine(
                     _shown(turn),
                     said,
                     failures,
