@@ -49,7 +49,9 @@ class Field(StrEnum):
 
 _INTENT_WORDS: dict[str, Intent] = {
     **dict.fromkeys(
-        ("cancelar", "cancela", "cancelalo", "cancel", "anular", "anula"), Intent.CANCEL
+        ("cancelar", "cancela", "cancelalo", "cancel", "anular", "anula", "olvidalo", "dejalo",
+         "salir"),
+        Intent.CANCEL,
     ),
     **dict.fromkeys(
         ("asesor", "asesora", "humano", "persona", "operador", "operadora", "agente", "ejecutivo",
@@ -294,6 +296,9 @@ def _intent(words: tuple[str, ...]) -> Intent | None:
     if words and all(w in _PLEASE for w in words):
         return Intent.ACK  # a lone "porfa" nudges: the pending question again
     found = {i for w in words if (i := _EMOJI_INTENTS.get(w) or _INTENT_WORDS.get(w) or _fuzzy(w))}
+    said = " ".join(words)
+    if "ya no quiero" in said or "no quiero nada" in said:
+        return Intent.CANCEL
     if "no" in words and {"llego", "llega", "llegado"} & set(words) and not _LINK & set(words):
         return Intent.COMPLAINT  # "no me llegó la recarga": a person looks into it
     if "no" in words and found <= {Intent.THANKS}:
