@@ -456,6 +456,8 @@ def _command(session: Session, event: Event, command: str, rules: Rules) -> Tran
 def _chatter(session: Session, reading: Reading, rules: Rules) -> Transition | None:
     """Small talk mid-purchase: answered in kind, then the pending question again."""
     if reading.intent is Intent.RECHARGE and not reading.has_data:
+        if session.step is Step.CHOOSE_KIND:
+            return None  # there "recarga" answers the question: credit
         return Transition(session, _prompt(session, rules))  # "quiero recargar": we are at it
     if not reading.chatter or (session.step in _YES_NO and reading.answer is not None):
         return None
@@ -787,6 +789,10 @@ def _on_name(session: Session, given: _Input, rules: Rules) -> Transition:
         with_document = _name_and_document(session, given.text, rules)
         if with_document is not None:
             return with_document
+        number = reading.document(reading.doc_type) if reading.doc_type else None
+        if number is not None and reading.doc_type is not None:  # "DNI 45678912" before the name
+            draft = replace(session.draft, doc_type=reading.doc_type, doc_number=number)
+            return Transition(replace(session, draft=draft), (Say(msg.ask_name()),))
     if name is None or reading is None or reading.intent or reading.answer is not None:
         return Transition(session, (Say(msg.bad_name()),))
     if " " not in name and fold(name) != session.draft.single_name:
@@ -865,6 +871,8 @@ def _on_kind(session: Session, given: _Input, rules: Rules) -> Transition:
     if reading is not None and reading.kind is not None:
         target = Step.CHOOSE_AMOUNT if reading.kind is ProductKind.CREDIT else Step.CHOOSE_PACKAGE
         return _go(session, target, rules)
+    if reading is not None and reading.intent is Intent.RECHARGE:  # "recarga nomás": credit
+        return _go(session, Step.CHOOSE_AMOUNT, rules)
     return _reask(session, rules)
 
 
