@@ -569,8 +569,16 @@ def _go(session: Session, target: Step, rules: Rules, **draft: object) -> Transi
     return Transition(moved, _prompt(moved, rules))
 
 
-def _advance(session: Session, rules: Rules, lead: tuple[Effect, ...] = ()) -> Transition:
-    """Ask for the first thing the purchase still lacks; remember a completed or corrected line."""
+def _advance(
+    session: Session,
+    rules: Rules,
+    lead: tuple[Effect, ...] = (),
+    kind: ProductKind | None = None,
+) -> Transition:
+    """Ask for the first thing the purchase still lacks; remember a completed or corrected line.
+
+    ``kind`` is the kind of product the message named ("paquete al 987…"): its menu comes at once.
+    """
     draft, profile = session.draft, session.profile
     line = draft.line
     saved = line is not None and line not in profile.lines
@@ -578,6 +586,8 @@ def _advance(session: Session, rules: Rules, lead: tuple[Effect, ...] = ()) -> T
         session = replace(session, profile=profile.with_line(line))
         lead = (*lead, RememberLine(line))
     target = _missing(session)
+    if target is Step.CHOOSE_KIND and kind is not None:
+        target = Step.CHOOSE_AMOUNT if kind is ProductKind.CREDIT else Step.CHOOSE_PACKAGE
     moved = replace(session, step=target)
     return Transition(moved, (*lead, *_prompt(moved, rules, saved=saved)))
 
@@ -614,18 +624,21 @@ def _absorb(session: Session, reading: Reading, rules: Rules) -> Transition:
         draft = replace(draft, doc_type=reading.doc_type, doc_number=number)
     session = replace(session, draft=draft)
     if reading.msisdn and reading.msisdn != draft.msisdn:
-        return _new_number(session, reading.msisdn, rules)
+        return _new_number(session, reading.msisdn, rules, reading.kind)
     if reading.other_phone and not reading.msisdn:
         told = msg.bad_number() if reading.garbled_mobile else msg.not_a_mobile()
         return Transition(session, (Say(told),))
-    return _advance(session, rules)
+    return _advance(session, rules, kind=reading.kind)
 
 
-def _new_number(session: Session, msisdn: str, rules: Rules) -> Transition:
+def _new_number(
+    session: Session, msisdn: str, rules: Rules, kind: ProductKind | None = None
+) -> Transition:
     """A number to top up: a saved line brings its owner; a new one is checked first."""
     saved = next((ln for ln in session.profile.lines if ln.msisdn == msisdn), None)
     if saved:
-        return _advance(replace(session, draft=Draft.of(saved, session.draft.product)), rules)
+        line = Draft.of(saved, session.draft.product)
+        return _advance(replace(session, draft=line), rules, kind=kind)
     draft = replace(session.draft, msisdn=msisdn)
     return Transition(
         replace(session, step=Step.CHECK_NUMBER, draft=draft), (CheckOperator(msisdn),)

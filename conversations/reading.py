@@ -131,6 +131,7 @@ _MONEY_RE = re.compile(
     r"(?:s/\.?|soles|sol)\s*(\d{1,4}(?:[.,]\d{1,2})?)\b"
     r"|\b(\d{1,4}(?:[.,]\d{1,2})?)\s*(?:soles|sol|lucas|luca|mangos|cocos|pen)\b"
 )
+_MONEY_WORD = re.compile(r"\b(?:soles|sol|lucas|luca)\b")
 _FIGURE_RE = re.compile(r"(?<![\d.,])(\d{1,4})(?:[.,](\d{1,2}))?(?![\d.,]*\d)")
 _TOKEN_RE = re.compile(r"[a-z0-9ñ./]+|[^\sa-z0-9]", re.IGNORECASE)
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -248,10 +249,11 @@ def _phones(folded: str) -> tuple[str | None, bool, str]:
     return msisdn, other, rest
 
 
-def _spelled(text: str) -> str:
-    """Number words as figures ("diez soles" -> "10 soles"); text2num leaves the rest alone."""
+def _spelled(text: str, threshold: int = 3) -> str:
+    """Number words as figures ("diez soles" -> "10 soles"); text2num leaves the rest alone,
+    and by default "uno" and "dos" too ("una recarga" is no amount)."""
     try:
-        return alpha2digit(text, "es")
+        return alpha2digit(text, "es", threshold=threshold)
     except (ValueError, IndexError):  # a defensive guard: the library parses free text
         return text
 
@@ -277,7 +279,9 @@ def _document_text(words: tuple[str, ...]) -> str:
 
 
 def _amounts(spelled: str, has_doc: bool) -> tuple[Amount | None, Amount | None]:
-    money = next((_amount(m.group(1) or m.group(2)) for m in _MONEY_RE.finditer(spelled)), None)
+    money = _money(spelled)
+    if money is None and _MONEY_WORD.search(spelled):  # "dos soles": small numbers spelled too
+        money = _money(_spelled(spelled, threshold=0))
     if money or has_doc:
         return money, None
     figures = _FIGURE_RE.findall(spelled)
@@ -285,6 +289,10 @@ def _amounts(spelled: str, has_doc: bool) -> tuple[Amount | None, Amount | None]
         return None, None
     whole, cents = figures[0]
     return None, Amount(int(whole), whole=not cents or int(cents) == 0)
+
+
+def _money(spelled: str) -> Amount | None:
+    return next((_amount(m.group(1) or m.group(2)) for m in _MONEY_RE.finditer(spelled)), None)
 
 
 def _amount(figure: str) -> Amount:
