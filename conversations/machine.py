@@ -323,12 +323,20 @@ def resolve(choices: tuple[Option, ...], text: str, *, numbered: bool = True) ->
     # keeps int() under Python's 4,300-digit limit for a pasted wall of digits.
     if numbered and folded.isdecimal() and len(folded) <= 3 and 1 <= int(folded) <= len(choices):
         return choices[int(folded) - 1].id
+    if numbered and (place := _ORDINALS.get(folded)) is not None and place < len(choices):
+        return choices[place].id  # "el primero", "la segunda"
     for option in choices:
         if folded in (fold(option.label), option.id, *_ALIASES.get(option.id, ())):
             return option.id
     return None
 
 
+_ORDINALS = {  # "primero", "la segunda", "el tercero": a place in the list
+    f"{article}{word}{ending}": place
+    for place, word in enumerate(("primer", "segund", "tercer", "cuart"))
+    for article in ("", "el ", "la ")
+    for ending in ("o", "a")
+}
 _POLITE = frozenset(("porfa", "por", "favor", "xfa", "pls", "plis", "pe", "pues", "gracias"))
 
 # ---------------------------------------------------------------- the transition function
@@ -448,6 +456,8 @@ def _command(session: Session, event: Event, command: str, rules: Rules) -> Tran
 def _chatter(session: Session, reading: Reading, rules: Rules) -> Transition | None:
     """Small talk mid-purchase: answered in kind, then the pending question again."""
     if reading.intent is Intent.RECHARGE and not reading.has_data:
+        if session.step is Step.CHOOSE_KIND:
+            return None  # there "recarga" answers the question: credit
         return Transition(session, _prompt(session, rules))  # "quiero recargar": we are at it
     if not reading.chatter or (session.step in _YES_NO and reading.answer is not None):
         return None
@@ -477,7 +487,7 @@ def _greet(session: Session, rules: Rules, reading: Reading | None) -> Transitio
         return Transition(session, _prompt(session, rules))
     fresh = Session(profile=session.profile)
     if not fresh.profile.consented:
-        fresh = replace(fresh, step=Step.CONSENT)
+        fresh = replace(fresh, step=Step.CONSENT, draft=_wanted(reading, rules))
         return Transition(fresh, (Say(msg.welcome_new(options(fresh, rules))),))
     if reading is not None and reading.has_data:
         return _absorb(fresh, reading, rules)
@@ -485,6 +495,17 @@ def _greet(session: Session, rules: Rules, reading: Reading | None) -> Transitio
         fresh = replace(fresh, step=Step.PICK_LINE)
         return Transition(fresh, (Say(msg.welcome_back(options(fresh, rules))),))
     return _go(fresh, Step.ASK_NUMBER, rules)
+
+
+def _wanted(reading: Reading | None, rules: Rules) -> Draft:
+    """What a first message asks to buy, kept through the privacy notice; not the number,
+    which is personal data and is asked again once the notice is accepted."""
+    if reading is None:
+        return Draft()
+    amount = reading.money or (reading.figure if reading.intent is Intent.RECHARGE else None)
+    if amount is not None and amount.whole and is_custom_amount_allowed(amount.soles):
+        return Draft(product=credit_product(amount.soles))
+    return Draft(product=rules.catalogue.package(reading.package) if reading.package else None)
 
 
 def _cancel(session: Session) -> Transition:
@@ -548,8 +569,16 @@ def _go(session: Session, target: Step, rules: Rules, **draft: object) -> Transi
     return Transition(moved, _prompt(moved, rules))
 
 
-def _advance(session: Session, rules: Rules, lead: tuple[Effect, ...] = ()) -> Transition:
-    """Ask for the first thing the purchase still lacks; remember a completed or corrected line."""
+def _advance(
+    session: Session,
+    rules: Rules,
+    lead: tuple[Effect, ...] = (),
+    kind: ProductKind | None = None,
+) -> Transition:
+    """Ask for the first thing the purchase still lacks; remember a completed or corrected line.
+
+    ``kind`` is the kind of product the message named ("paquete al 987…"): its menu comes at once.
+    """
     draft, profile = session.draft, session.profile
     line = draft.line
     saved = line is not None and line not in profile.lines
@@ -557,6 +586,8 @@ def _advance(session: Session, rules: Rules, lead: tuple[Effect, ...] = ()) -> T
         session = replace(session, profile=profile.with_line(line))
         lead = (*lead, RememberLine(line))
     target = _missing(session)
+    if target is Step.CHOOSE_KIND and kind is not None:
+        target = Step.CHOOSE_AMOUNT if kind is ProductKind.CREDIT else Step.CHOOSE_PACKAGE
     moved = replace(session, step=target)
     return Transition(moved, (*lead, *_prompt(moved, rules, saved=saved)))
 
@@ -577,7 +608,10 @@ def _missing(session: Session) -> Step:
 def _absorb(session: Session, reading: Reading, rules: Rules) -> Transition:
     """Take every slot the message carries, then ask only for what is missing."""
     draft = session.draft
-    if reading.money or (reading.figure and reading.intent is Intent.RECHARGE):
+    figure = reading.figure
+    if figure and reading.msisdn and figure.whole and is_custom_amount_allowed(figure.soles):
+        reading = replace(reading, money=figure)  # "987654321 10": the line and its amount
+    if reading.money or (figure and reading.intent is Intent.RECHARGE):
         amount = reading.amount
         assert amount is not None
         if not amount.whole or not is_custom_amount_allowed(amount.soles):
@@ -590,18 +624,21 @@ def _absorb(session: Session, reading: Reading, rules: Rules) -> Transition:
         draft = replace(draft, doc_type=reading.doc_type, doc_number=number)
     session = replace(session, draft=draft)
     if reading.msisdn and reading.msisdn != draft.msisdn:
-        return _new_number(session, reading.msisdn, rules)
+        return _new_number(session, reading.msisdn, rules, reading.kind)
     if reading.other_phone and not reading.msisdn:
         told = msg.bad_number() if reading.garbled_mobile else msg.not_a_mobile()
         return Transition(session, (Say(told),))
-    return _advance(session, rules)
+    return _advance(session, rules, kind=reading.kind)
 
 
-def _new_number(session: Session, msisdn: str, rules: Rules) -> Transition:
+def _new_number(
+    session: Session, msisdn: str, rules: Rules, kind: ProductKind | None = None
+) -> Transition:
     """A number to top up: a saved line brings its owner; a new one is checked first."""
     saved = next((ln for ln in session.profile.lines if ln.msisdn == msisdn), None)
     if saved:
-        return _advance(replace(session, draft=Draft.of(saved, session.draft.product)), rules)
+        line = Draft.of(saved, session.draft.product)
+        return _advance(replace(session, draft=line), rules, kind=kind)
     draft = replace(session.draft, msisdn=msisdn)
     return Transition(
         replace(session, step=Step.CHECK_NUMBER, draft=draft), (CheckOperator(msisdn),)
@@ -725,6 +762,9 @@ def _current_price(product: Product, rules: Rules) -> Product | None:
 
 def _on_number(session: Session, given: _Input, rules: Rules) -> Transition:
     reading = given.reading
+    phone = reading is not None and (reading.msisdn or reading.other_phone)
+    if reading is not None and (reading.money or reading.package) and not phone:
+        return _absorb(session, reading, rules)  # "diez soles": kept, and the number asked again
     if reading is None or not (reading.msisdn or reading.other_phone):
         return Transition(session, (Say(msg.bad_number()),))
     return _absorb(session, reading, rules)
@@ -762,6 +802,10 @@ def _on_name(session: Session, given: _Input, rules: Rules) -> Transition:
         with_document = _name_and_document(session, given.text, rules)
         if with_document is not None:
             return with_document
+        number = reading.document(reading.doc_type) if reading.doc_type else None
+        if number is not None and reading.doc_type is not None:  # "DNI 45678912" before the name
+            draft = replace(session.draft, doc_type=reading.doc_type, doc_number=number)
+            return Transition(replace(session, draft=draft), (Say(msg.ask_name()),))
     if name is None or reading is None or reading.intent or reading.answer is not None:
         return Transition(session, (Say(msg.bad_name()),))
     if " " not in name and fold(name) != session.draft.single_name:
@@ -840,6 +884,8 @@ def _on_kind(session: Session, given: _Input, rules: Rules) -> Transition:
     if reading is not None and reading.kind is not None:
         target = Step.CHOOSE_AMOUNT if reading.kind is ProductKind.CREDIT else Step.CHOOSE_PACKAGE
         return _go(session, target, rules)
+    if reading is not None and reading.intent is Intent.RECHARGE:  # "recarga nomás": credit
+        return _go(session, Step.CHOOSE_AMOUNT, rules)
     return _reask(session, rules)
 
 

@@ -49,7 +49,9 @@ class Field(StrEnum):
 
 _INTENT_WORDS: dict[str, Intent] = {
     **dict.fromkeys(
-        ("cancelar", "cancela", "cancelalo", "cancel", "anular", "anula"), Intent.CANCEL
+        ("cancelar", "cancela", "cancelalo", "cancel", "anular", "anula", "olvidalo", "dejalo",
+         "salir"),
+        Intent.CANCEL,
     ),
     **dict.fromkeys(
         ("asesor", "asesora", "humano", "persona", "operador", "operadora", "agente", "ejecutivo",
@@ -79,7 +81,8 @@ _INTENT_WORDS: dict[str, Intent] = {
     ),
     **dict.fromkeys(
         ("ok", "okey", "oki", "okay", "oka", "listo", "vale", "perfecto", "genial", "chevere",
-         "bacan", "excelente", "bien", "entendido"),
+         "bacan", "excelente", "bien", "entendido", "okis", "espera", "esperame", "momento",
+         "momentito", "chau", "chao", "adios", "bye"),
         Intent.ACK,
     ),
 }  # fmt: skip
@@ -87,7 +90,7 @@ _EMOJI_INTENTS = {"👍": Intent.ACK, "👌": Intent.ACK, "🙏": Intent.THANKS,
 _YES = frozenset(
     ("si", "sii", "siii", "sip", "simon", "ya", "dale", "acepto", "aceptar", "confirmo",
      "confirmar", "correcto", "claro", "yes", "afirmativo", "ok", "okey", "oki", "okay", "oka",
-     "listo", "vale", "perfecto", "bueno", "va", "sale")
+     "listo", "vale", "perfecto", "bueno", "va", "sale", "okis", "okas", "sipi", "sep", "see")
 )  # fmt: skip
 _NO = frozenset(("no", "nop", "nope", "nel", "negativo", "nada", "tampoco"))
 # Words that carry no slot: courtesy, fillers and Peruvian tags ("sí pe", "porfa", "xfa").
@@ -128,6 +131,7 @@ _MONEY_RE = re.compile(
     r"(?:s/\.?|soles|sol)\s*(\d{1,4}(?:[.,]\d{1,2})?)\b"
     r"|\b(\d{1,4}(?:[.,]\d{1,2})?)\s*(?:soles|sol|lucas|luca|mangos|cocos|pen)\b"
 )
+_MONEY_WORD = re.compile(r"\b(?:soles|sol|lucas|luca)\b")
 _FIGURE_RE = re.compile(r"(?<![\d.,])(\d{1,4})(?:[.,](\d{1,2}))?(?![\d.,]*\d)")
 _TOKEN_RE = re.compile(r"[a-z0-9ñ./]+|[^\sa-z0-9]", re.IGNORECASE)
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -186,10 +190,12 @@ def read(text: str, packages: Iterable[Product] = ()) -> Reading:
     text = text[:_MAX_READ_CHARS]
     if _BIDI_CONTROLS.intersection(text):
         return Reading()  # text that displays other than it reads: take nothing from it
-    folded = fold(text)
+    folded = _DOC_GLUED.sub(r"\1 ", fold(text))  # "DNI45678912"
     msisdn, other_phone, rest = _phones(folded)
-    garbled = other_phone and not msisdn and bool(_GARBLED_MOBILE.search(rest))
     spelled = _spelled(rest)
+    if msisdn is None and not other_phone and spelled != rest:  # "nueve ocho siete …"
+        msisdn, other_phone, spelled = _phones(spelled)
+    garbled = other_phone and not msisdn and bool(_GARBLED_MOBILE.search(rest))
     words = tuple(_TOKEN_RE.findall(spelled))
     doc_type, doc_text = _document(words)
     money, figure = _amounts(spelled, doc_type is not None)
@@ -219,6 +225,8 @@ def split_document(text: str) -> tuple[str, str]:
 _DOC_START = re.compile(r"\b(?:d\.?n\.?i|c\.?e|carn[eé]t?|pasaporte|passport)\b|\d", re.IGNORECASE)
 
 
+_LINK = frozenset(("link", "enlace", "linck", "pagina"))  # "no me llegó el link": sent again
+_DOC_GLUED = re.compile(r"\b(dni|ce|carnet|carne|pasaporte)(?=\d)")
 _GARBLED_MOBILE = re.compile(r"\b9\d{2}[\s.-]?\d{3}[\s.-]?\d{2,3}\b")
 
 
@@ -241,16 +249,24 @@ def _phones(folded: str) -> tuple[str | None, bool, str]:
     return msisdn, other, rest
 
 
-def _spelled(text: str) -> str:
-    """Number words as figures ("diez soles" -> "10 soles"); text2num leaves the rest alone."""
+def _spelled(text: str, threshold: int = 3) -> str:
+    """Number words as figures ("diez soles" -> "10 soles"); text2num leaves the rest alone,
+    and by default "uno" and "dos" too ("una recarga" is no amount)."""
     try:
-        return alpha2digit(text, "es")
+        return alpha2digit(text, "es", threshold=threshold)
     except (ValueError, IndexError):  # a defensive guard: the library parses free text
         return text
 
 
 def _document(words: tuple[str, ...]) -> tuple[DocType | None, str]:
     doc_type = _first(words, _DOC_WORDS)
+    named = next((i for i, w in enumerate(words) if w in _DOC_WORDS), None)
+    if named is not None and (after := _document_text(words[named + 1 :])):
+        return doc_type, after  # "987654321 María Quispe DNI 45678912": what follows "DNI"
+    return doc_type, _document_text(words)
+
+
+def _document_text(words: tuple[str, ...]) -> str:
     keep = [
         w for w in words
         if w not in _DOC_WORDS and w not in FILLERS and w not in _NO and w not in _YES
@@ -259,11 +275,13 @@ def _document(words: tuple[str, ...]) -> tuple[DocType | None, str]:
     ]  # fmt: skip
     # "45.678.912": dots group the digits of a document as they do those of a phone number.
     digits = (w.replace(".", "") if re.fullmatch(r"\d[\d.]*", w) else w for w in keep)
-    return doc_type, "".join(w for w in digits if re.fullmatch(r"[a-z0-9]+", w))
+    return "".join(w for w in digits if re.fullmatch(r"[a-z0-9]+", w))
 
 
 def _amounts(spelled: str, has_doc: bool) -> tuple[Amount | None, Amount | None]:
-    money = next((_amount(m.group(1) or m.group(2)) for m in _MONEY_RE.finditer(spelled)), None)
+    money = _money(spelled)
+    if money is None and _MONEY_WORD.search(spelled):  # "dos soles": small numbers spelled too
+        money = _money(_spelled(spelled, threshold=0))
     if money or has_doc:
         return money, None
     figures = _FIGURE_RE.findall(spelled)
@@ -271,6 +289,10 @@ def _amounts(spelled: str, has_doc: bool) -> tuple[Amount | None, Amount | None]
         return None, None
     whole, cents = figures[0]
     return None, Amount(int(whole), whole=not cents or int(cents) == 0)
+
+
+def _money(spelled: str) -> Amount | None:
+    return next((_amount(m.group(1) or m.group(2)) for m in _MONEY_RE.finditer(spelled)), None)
 
 
 def _amount(figure: str) -> Amount:
@@ -282,7 +304,10 @@ def _intent(words: tuple[str, ...]) -> Intent | None:
     if words and all(w in _PLEASE for w in words):
         return Intent.ACK  # a lone "porfa" nudges: the pending question again
     found = {i for w in words if (i := _EMOJI_INTENTS.get(w) or _INTENT_WORDS.get(w) or _fuzzy(w))}
-    if "no" in words and {"llego", "llega", "llegado"} & set(words):
+    said = " ".join(words)
+    if "ya no quiero" in said or "no quiero nada" in said:
+        return Intent.CANCEL
+    if "no" in words and {"llego", "llega", "llegado"} & set(words) and not _LINK & set(words):
         return Intent.COMPLAINT  # "no me llegó la recarga": a person looks into it
     if "no" in words and found <= {Intent.THANKS}:
         return None  # "no gracias" declines, it does not thank

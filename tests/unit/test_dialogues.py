@@ -77,21 +77,9 @@ _EFFECT_NAMES: dict[str, type[Effect]] = {
     "show_history": ShowHistory,
     "show_personal_data": ShowPersonalData,
 }
-_TURN_KEYS = frozenset(
-    (
-        "say",
-        "press",
-        "settle",
-        "step",
-        "reply",
-        "no_reply",
-        "replies",
-        "draft",
-        "effects",
-        "link",
-        "refusal",
-    )
-)
+_EXPECTED = frozenset(("step", "reply", "no_reply", "replies", "draft", "effects", "link"))
+# How a line counts: "refusal" where refusing is right, "gap" where the bot cannot read it yet.
+_TURN_KEYS = _EXPECTED | {"say", "press", "settle", "refusal", "gap"}
 _DIALOGUE_KEYS = frozenset(("name", "start", "other", "measure", "turns"))
 
 # ---------------------------------------------------------------- not understood, and bare
@@ -107,8 +95,6 @@ def _not_understood_texts() -> tuple[tuple[str, ...], tuple[str, ...]]:
         msg.consent_again(()).text,
     )
     starts = (
-        "No te entendí",
-        "No entendí",
         *(msg.bad_doc_number(t).text.split(" no es válido")[0] for t in DocType),
         "¿«",  # one_word_name: the name is asked again
     )
@@ -119,7 +105,13 @@ _WHOLE, _STARTS = _not_understood_texts()
 
 
 def not_understood(reply: Reply) -> bool:
-    return reply.text in _WHOLE or reply.text.startswith(_STARTS)
+    said = fold(reply.text)
+    return (
+        reply.text in _WHOLE
+        or reply.text.startswith(_STARTS)
+        or "no te entendi" in said
+        or "no entendi" in said
+    )
 
 
 def bare(reply: Reply) -> bool:
@@ -180,7 +172,7 @@ def _start(start: str) -> tuple[Session, dict[str, Order]]:
 
 
 @dataclass
-class Line_:
+class PlayedLine:
     """One customer line as played: what came back and whether it met the dialogue."""
 
     text: str
@@ -188,16 +180,19 @@ class Line_:
     failures: list[str]
     refusal: bool
     link: bool
+    gap: bool  # a line the bot does not understand yet, kept to measure it honestly
 
     @property
     def understood(self) -> bool:
-        return not self.failures and (self.refusal or not any(map(not_understood, self.replies)))
+        if self.gap or self.failures:
+            return False
+        return self.refusal or not any(map(not_understood, self.replies))
 
 
 @dataclass
 class Played:
     dialogue: Dialogue
-    lines: list[Line_] = field(default_factory=list)
+    lines: list[PlayedLine] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -230,8 +225,9 @@ class World:
                 )
             case OpenCheckout(purchase):
                 order_id = f"ord-{len(self.orders) + 2}"
-                template = settled_order(order_id, OrderState.AWAITING_PAYMENT, purchase)
-                self.orders[order_id] = template
+                self.orders[order_id] = settled_order(
+                    order_id, OrderState.AWAITING_PAYMENT, purchase
+                )
                 return CheckoutOpened(order_id, f"{PAY_URL}/{order_id}")
             case CancelCheckout(order_id):
                 order = self.orders[order_id]
@@ -293,7 +289,14 @@ def play(dialogue: Dialogue) -> Played:
         if "settle" not in turn:
             link = any(reply.link and reply.link.url.startswith(f"{PAY_URL}/") for reply in said)
             played.lines.append(
-                Line_(_shown(turn), said, failures, bool(turn.get("refusal")), link)
+                PlayedLine(
+                    _shown(turn),
+                    said,
+                    failures,
+                    bool(turn.get("refusal")),
+                    link,
+                    gap=bool(turn.get("gap")),
+                )
             )
     return played
 
@@ -305,7 +308,7 @@ def _shown(turn: dict[str, Any]) -> str:
 def _check(
     turn: dict[str, Any], session: Session, said: list[Reply], effects: list[Effect]
 ) -> Iterator[str]:
-    expectations = set(turn) & (_TURN_KEYS - {"say", "press", "settle", "refusal"})
+    expectations = set(turn) & _EXPECTED
     if not expectations and "settle" not in turn:
         yield "no expectation: every line states what must follow"
     text = "\n".join(
