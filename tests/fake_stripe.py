@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-FIXTURES = Path(__file__).parents[2] / "shared" / "data" / "stripe_fixtures3.json"
+FIXTURES = Path(__file__).parent / "data" / "stripe_fixtures3.json"
 
 
 def _fixture(name: str) -> dict[str, Any]:
