@@ -18,6 +18,7 @@ import httpx
 import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from telegram.ext import Application
 
@@ -28,13 +29,15 @@ from adapters.sandbox_topups import SandboxTopUps
 from adapters.stripe_payments import StripePayments
 from adapters.telegram_alerts import TelegramAlerts
 from adapters.telegram_messenger import TelegramMessenger
-from bot import web
+from bot import payments as stripe_route
+from bot import web, whatsapp
+from bot.edge import Edge, EdgeLimits
 from bot.messengers import ChannelRouter
-from bot.payments import stripe_webhook
 from bot.promo_admin import promo_admin
 from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
 from bot.telegram import (
+    WEBHOOK_PATH,
     TelegramChannel,
     TelegramHandlers,
     UpdateInbox,
@@ -62,6 +65,7 @@ from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
 logger = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
+TELEGRAM_MAX_BODY = 256 * 1024  # an update is a message or a button press: a few kB at most
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,15 @@ def reloadly_topups(settings: Settings) -> tuple[ReloadlyTopUps, Closer]:
     return ReloadlyTopUps(http=http, config=config), http.aclose
 
 
+def edge_limits(settings: Settings) -> EdgeLimits:
+    """Each webhook's body cap, and the read timeout, for the web edge."""
+    caps = {
+        stripe_route.PATH: stripe_route.MAX_BODY, whatsapp.PATH: whatsapp.MAX_BODY,
+        WEBHOOK_PATH: TELEGRAM_MAX_BODY,
+    }  # fmt: skip
+    return EdgeLimits(caps, read_timeout=settings.http_read_timeout_seconds)
+
+
 def limits(settings: Settings) -> Limits:
     """The abuse limits from the settings."""
     return Limits(
@@ -242,13 +255,13 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     bot_app = telegram_application(settings) if use_telegram else None
     telegram = TelegramMessenger(bot_app.bot, contacts, clock) if bot_app else None
     secret = webhook_secret(settings)
-    app = Starlette(lifespan=_lifespan)
+    app = Starlette(lifespan=_lifespan, middleware=[Middleware(Edge, limits=edge_limits(settings))])
     # The sandbox posts its webhooks to this very app, in process: the same route Stripe uses.
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url)
 
     async def deliver(payload: bytes, signature: str) -> int:
         response = await http.post(
-            "/payments/stripe/webhook", content=payload,
+            stripe_route.PATH, content=payload,
             headers={"stripe-signature": signature, "content-type": "application/json"},
         )  # fmt: skip
         return response.status_code
@@ -301,8 +314,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         Route("/pay/{order_id}/done", web.payment_done(fulfilment.fulfil_checkout)),
         Route("/pay/{order_id}/cancelled", web.payment_cancelled),
         Route(
-            "/payments/stripe/webhook",
-            stripe_webhook(
+            stripe_route.PATH,
+            stripe_route.stripe_webhook(
                 secret=secret, record=fulfilment.record, push=fulfilment.push, kick=worker.kick
             ),
             methods=["POST"],

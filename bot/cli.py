@@ -42,8 +42,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(_: argparse.Namespace, settings: Settings) -> int:
     _log_for_operators(settings)
     uvicorn.run(
-        build(settings), host=settings.host, port=settings.port, log_config=logs.uvicorn_config()
-    )
+        build(settings), host=settings.host, port=settings.port, log_config=logs.uvicorn_config(),
+        # Connections past the cap get 503; uvicorn closes idle keep-alive ones after 5 s.
+        limit_concurrency=settings.http_max_connections,
+    )  # fmt: skip
     return 0
 
 

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # The web edge (bot/edge.py): seconds a request may take to send its body, and the connections
+    # uvicorn keeps (idle ones included) before it answers 503.
+    http_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
 
     stripe_webhook_secret: SecretStr | None = None
     sandbox_secret_path: Path = Path(".recargabot/sandbox-webhook-secret")
