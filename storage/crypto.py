@@ -120,7 +120,7 @@ def create_private_once(path: Path, text: str) -> str:
 
 def write_private(path: Path, text: str) -> None:
     """Write a local secret file, readable by its owner only from before the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the last folder: owner-only
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_text(text, encoding="utf-8")
