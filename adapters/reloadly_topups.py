@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -65,7 +65,7 @@ STATUSES = {
 @dataclass(frozen=True)
 class ReloadlyConfig:
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     api_base_url: str
     auth_url: str = AUTH_URL
     sandbox: bool = True

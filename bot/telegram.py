@@ -281,9 +281,9 @@ def stats_text(day_start: datetime, stats: OrderStats) -> str:
 class TelegramChannel:
     """The running side: start and stop the Application, by webhook or by long polling."""
 
-    application: Application
+    application: Application = field(repr=False)  # PTB's repr of it prints the bot token
     webhook_url: str | None
-    secret: str | None
+    secret: str | None = field(repr=False)
     inbox: UpdateInbox | None = None
 
     async def start(self) -> None:
@@ -326,7 +326,7 @@ class UpdateInbox:
     updates are taken up again at start-up).
     """
 
-    application: Application
+    application: Application = field(repr=False)  # PTB's repr of it prints the bot token
     pending: PendingUpdates
     locks: ChatLocks
     clock: Callable[[], datetime]

@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,11 @@ class WrongDataKeys(RuntimeError):
 class DataKeys:
     """The Fernet keys (newest first) and the hash key of one deployment."""
 
-    fernet_keys: tuple[str, ...]
-    hash_key: str
+    fernet_keys: tuple[str, ...] = field(repr=False)
+    hash_key: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"DataKeys(<{len(self.fernet_keys)} Fernet keys and a hash key, hidden>)"
 
     def __post_init__(self) -> None:
         if not self.fernet_keys or not self.hash_key:
