@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     limit_messages_per_minute: int = 20
     limit_open_checkouts: int = 3
     limit_checkouts_per_hour: int = 5
-    limit_topups_per_recipient_day: int = 3
-    limit_soles_per_recipient_day: int = 60
+    limit_topups_per_recipient_day: int = 5
+    limit_soles_per_recipient_day: int = 300
     reconcile_interval_seconds: float = 60.0
     log_level: str = "INFO"
 

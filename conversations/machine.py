@@ -24,6 +24,7 @@ from conversations.catalog import (
     parse_name,
     parse_soles,
 )
+from conversations.limits import Refusal
 from conversations.messages import Option, Reply
 from conversations.model import (
     DocType,
@@ -103,9 +104,9 @@ class PersonalDataLoaded:
 
 @dataclass(frozen=True)
 class CheckoutRefused:
-    """No link was opened: an abuse limit (``conversations.limits.Refusal``) was reached."""
+    """No link was opened: an abuse limit was reached."""
 
-    reason: str
+    reason: Refusal
 
 
 Event = (
