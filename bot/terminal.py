@@ -47,8 +47,27 @@ class TerminalMessenger:
             )
 
 
+# The settings that would reach a real vendor, and what the demo puts in their place.
+_SANDBOXED: dict[str, object] = {
+    "stripe_secret_key": None, "stripe_webhook_secret": None, "topup_provider": "sandbox",
+    "reloadly_client_secret": None, "telegram_bot_token": None, "telegram_webhook_secret": None,
+    "twilio_auth_token": None, "twilio_account_sid": None,
+}  # fmt: skip
+
+
+def sandboxed(settings: Settings) -> tuple[Settings, list[str]]:
+    """The settings with every real vendor switched off, and the names of those that were set."""
+    ignored = [
+        name.upper() for name, value in _SANDBOXED.items() if getattr(settings, name) != value
+    ]
+    return settings.model_copy(update=_SANDBOXED), ignored
+
+
 async def run_demo(settings: Settings, *, chat_id: str, auto_pay: bool, serve: bool) -> int:
     """Chat on stdin/stdout until end of input; return the exit status."""
+    settings, ignored = sandboxed(settings)
+    if ignored:  # real money and real messages stay out of a demo, whatever the environment
+        print(f"(demo: todo es de prueba; se ignoran {', '.join(ignored)})", file=sys.stderr)
     console = Console(highlight=False)
     sock = _bind(settings) if serve else None
     if sock is not None and not settings.public_base_url:
