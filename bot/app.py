@@ -16,10 +16,12 @@ from pathlib import Path
 
 import httpx
 import stripe
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import Application
 
 from adapters.log_alerts import LogAlerts
@@ -104,10 +106,9 @@ class Services:
         """Create tables, finish what a previous run left, run the worker; clean up after."""
         task: asyncio.Task[None] | None = None
         try:
-            await upgrade(self.engine)
-            await check_keys(self.engine)
+            await _open_database(self.engine)
             if self.telegram:  # before the worker, which may tell customers at once
-                await self.telegram.start()
+                await _connect_telegram(self.telegram)
             await self.worker.run_once()
             if background:
                 task = asyncio.get_running_loop().create_task(self.worker.run_forever())
@@ -124,14 +125,47 @@ class Services:
             await self.engine.dispose()
 
 
+class StartupError(Exception):
+    """The bot cannot start; the message says which setting to check, in one line."""
+
+
+async def _open_database(engine: AsyncEngine) -> None:
+    try:
+        await upgrade(engine)
+    except (OSError, SQLAlchemyError) as error:  # the message could quote the URL: not shown
+        raise StartupError(
+            f"the database could not be opened ({type(error).__name__}): check DATABASE_URL"
+        ) from None
+    await check_keys(engine)
+
+
+async def _connect_telegram(telegram: TelegramChannel) -> None:
+    try:
+        await telegram.start()
+    except InvalidToken:  # PTB's message quotes the token
+        raise StartupError(
+            "Telegram refused the bot token: check TELEGRAM_BOT_TOKEN (and TELEGRAM_API_BASE_URL)"
+        ) from None
+    except BadRequest as error:
+        raise StartupError(
+            f"Telegram refused the start-up calls ({error.message}): check PUBLIC_BASE_URL and "
+            "TELEGRAM_WEBHOOK_SECRET"
+        ) from None
+    except NetworkError as error:  # TimedOut included
+        raise StartupError(
+            f"Telegram's Bot API could not be reached at start ({type(error).__name__}): check "
+            "TELEGRAM_API_BASE_URL, TELEGRAM_BOT_TOKEN and the network"
+        ) from None
+
+
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     async with app.state.services.lifetime():
-        _freeze_startup_heap()
+        freeze_startup_heap()
         yield
 
 
-def _freeze_startup_heap() -> None:
+def freeze_startup_heap() -> None:
     """Take what startup built (modules, the app, its clients) out of the garbage collector's
     rounds. A full collection walked those 160,000 objects each time, stalling every chat for
     about 0.2 s on the benchmark's 2-core machine (bench/)."""

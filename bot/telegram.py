@@ -309,6 +309,8 @@ class TelegramChannel:
         if app.running:
             await app.stop()
         await app.shutdown()
+        # A start that failed in getMe left the transports open, and PTB's shutdown skips them.
+        await app.bot.shutdown()
 
 
 class PendingUpdates(Protocol):
