@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from telegram.error import BadRequest, InvalidToken, NetworkError
-from telegram.ext import Application
 
 from adapters.log_alerts import LogAlerts
 from adapters.reloadly_topups import PRODUCTION_API, SANDBOX_API, ReloadlyConfig, ReloadlyTopUps
@@ -40,6 +39,7 @@ from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
 from bot.telegram import (
     WEBHOOK_PATH,
+    BotApplication,
     TelegramChannel,
     TelegramHandlers,
     UpdateInbox,
@@ -258,7 +258,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def operator_alerts(settings: Settings, bot_app: Application | None) -> Alerts:
+def operator_alerts(settings: Settings, bot_app: BotApplication | None) -> Alerts:
     """Alerts in the log, and in the operators' Telegram chats when both are configured."""
     if bot_app is None or not settings.admin_telegram_ids:
         return LogAlerts()

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator
 import uvicorn
 from rich.console import Console
 from rich.markup import escape
+from starlette.applications import Starlette
 
+from adapters.sandbox_payments import SandboxPayments
 from bot.app import Overrides, Services, build
 from bot.messengers import ChannelRouter
 from bot.settings import Settings
@@ -111,11 +113,11 @@ def _bind(settings: Settings) -> socket.socket | None:
 
 
 @contextlib.asynccontextmanager
-async def _serving(app: object, sock: socket.socket | None) -> AsyncIterator[None]:
+async def _serving(app: Starlette, sock: socket.socket | None) -> AsyncIterator[None]:
     if sock is None:
         yield
         return
-    config = uvicorn.Config(app, lifespan="off", log_level="warning")  # type: ignore[arg-type]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
@@ -157,10 +159,13 @@ async def _pay_new_links(
     services: Services, messenger: TerminalMessenger, console: Console
 ) -> None:
     """Pay each new sandbox link with the test card, then let the worker top up and confirm."""
+    gateway = services.payments
+    if not isinstance(gateway, SandboxPayments):  # run_demo keeps every real vendor out
+        raise RuntimeError("the demo pays sandbox links only")
     while messenger.links:
         session_id = messenger.links.pop().rstrip("/").rsplit("/", 1)[-1]
         year = services.chat.clock().year + 2
-        outcome = await services.payments.pay(
+        outcome = await gateway.pay(
             session_id, number=TEST_CARD, expiry=f"12/{year % 100:02d}", cvc="123", name="Demo"
         )
         console.print(f"[dim](pago automático con {TEST_CARD}: {outcome})[/]")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from conversations import messages as msg
 from conversations.catalog import (
@@ -351,7 +352,7 @@ def _cancel(session: Session) -> Transition:
     return Transition(Session(profile=session.profile), effects)
 
 
-def _go(session: Session, target: Step, rules: Rules, **draft: object) -> Transition:
+def _go(session: Session, target: Step, rules: Rules, **draft: Any) -> Transition:
     """Move to ``target`` (updating the draft) and ask its question."""
     moved = replace(session, step=target, draft=replace(session.draft, **draft))
     return Transition(moved, _prompt(moved, rules))

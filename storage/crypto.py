@@ -136,7 +136,7 @@ def attach(engine: AsyncEngine, keys: DataKeys) -> None:
 
 def keys_of(dialect: Dialect) -> DataKeys:
     keys = getattr(dialect, _ATTRIBUTE, None)
-    if keys is None:
+    if not isinstance(keys, DataKeys):
         raise MissingDataKeys("attach data keys to the engine before storing personal data")
     return keys
 
