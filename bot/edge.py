@@ -96,14 +96,14 @@ class Edge:
         where = f"{scope['method']} {scope['path']}"
         headers = dict(scope["headers"])
         cap = self.limits.cap(scope["path"])
-        declared = _declared_length(headers)
-        if declared is None or declared > cap:
-            logger.info("refused %s: Content-Length %s over %d", where, declared, cap)
-            await _answer(send, 400 if declared is None else 413)
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > cap:
+            logger.info("refused %s: Content-Length %r, cap %d", where, declared, cap)
+            await _answer(send, 413 if declared.isdigit() else 400)
             return
         deadline = asyncio.get_running_loop().time() + self.limits.read_timeout
-        chunked = b"transfer-encoding" in headers
-        body = _Body(receive, cap=cap, deadline=deadline, expected=chunked or declared > 0)
+        expected = b"transfer-encoding" in headers or int(declared) > 0
+        body = _Body(receive, cap=cap, deadline=deadline, expected=expected)
         started = False
 
         async def send_marked(message: Message) -> None:
@@ -121,12 +121,6 @@ class Edge:
                 await _answer(send, refused.status)
         except ClientDisconnect:
             logger.info("client hung up before its request %s was read", where)
-
-
-def _declared_length(headers: Mapping[bytes, bytes]) -> int | None:
-    """The Content-Length (0 when absent); None when it is not a number."""
-    value = headers.get(b"content-length", b"0")
-    return int(value) if value.isdigit() else None
 
 
 def _marked(start: Message, *, closing: bool) -> list[tuple[bytes, bytes]]:
