@@ -388,9 +388,15 @@ def limit_reached(refusal: Refusal) -> Reply:
     """Refuse a new payment link, naming the rule and its figures; nothing was charged."""
     match refusal.rule:
         case Rule.RECIPIENT_AMOUNT:
+            room = soles(refusal.left)
+            then = (
+                "Puedes elegir un monto menor"
+                if refusal.left >= MIN_CUSTOM_SOLES * 100
+                else "Inténtalo mañana"
+            )
             why = (
                 f"un número puede recibir hasta {soles(refusal.ceiling)} al día; "
-                f"hoy le quedan {soles(refusal.left)}. Puedes elegir un monto menor"
+                f"hoy le quedan {room}. {then}"
             )
         case Rule.RECIPIENT_TOPUPS:
             why = (

@@ -219,3 +219,16 @@ async def test_stats_is_audited_and_a_non_admin_gets_no_figures(bot, user):
         (f"telegram:{ADMIN_ID}", "stats", True),
     ]
     assert all(e.at is not None for e in entries)
+
+
+async def test_with_less_than_the_smallest_amount_left_the_refusal_says_tomorrow(
+    services, messenger
+):
+    payers = [chat(services, messenger, f"p{n}") for n in range(2)]
+    for payer, amount in zip(payers, ("200", "99"), strict=True):
+        await payer.say(*TO_AMOUNT, "Otro monto", amount, "Confirmar")
+        await payer.pay()
+
+    refused = await chat(services, messenger, "late").say(*TO_AMOUNT, "S/ 3", "Confirmar")
+
+    assert "hoy le quedan S/ 1.00. Inténtalo mañana." in refused[-1].text
