@@ -159,7 +159,7 @@ async def test_a_trickling_client_is_cut_off_within_the_read_timeout(server: Rep
     took = time.monotonic() - began
 
     assert answer.startswith(b"HTTP/1.1 408 ")
-    assert took < READ_TIMEOUT + 1.0, f"closed after {took:.1f} s"
+    assert took < READ_TIMEOUT + 2.0, f"closed after {took:.1f} s"  # margin: a loaded CI box
 
 
 async def test_a_client_hanging_up_mid_body_is_one_info_line_and_no_traceback(
