@@ -14,9 +14,11 @@ test: $(VENV)/.dev
 	$(BIN)/pytest
 	scripts/with-postgres.sh $(BIN)/pytest --ignore=tests/unit
 
+# ruff, then mypy (strict on conversations/ and adapters/; pyproject.toml [tool.mypy]).
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

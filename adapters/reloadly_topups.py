@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -102,7 +102,7 @@ RETRY_LATER_STATUSES = frozenset({429, 502, 503})  # refused before being accept
 @dataclass(frozen=True)
 class ReloadlyConfig:
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     api_base_url: str
     auth_url: str = AUTH_URL
     sandbox: bool = True

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import stripe
+from stripe.params.checkout import SessionCreateParams
 
 from conversations.errors import PaymentProviderError
 from conversations.model import Checkout, Order
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 # Stripe wants expires_at at least 30 minutes after its own "now": a minute of margin for clocks
 # and for the time between creating the order and calling Stripe.
 CHECKOUT_TTL = timedelta(minutes=31)
-BLOCKED_BRANDS = ["american_express", "discover_global_network"]  # keeps Visa and Mastercard
 _ALREADY_REFUNDED = "charge_already_refunded"
 PAID_WITH = "payment_intent.latest_charge"
 
@@ -93,7 +93,7 @@ class StripePayments:
         logger.info("stripe refund %s for order=%s", refund.id, order.id)
         return refund.id
 
-    def _session_params(self, order: Order, expires_at: int) -> dict[str, Any]:
+    def _session_params(self, order: Order, expires_at: int) -> SessionCreateParams:
         product = order.purchase.product
         pages = f"{self._base}/pay/{order.id}"
         return {
@@ -115,7 +115,12 @@ class StripePayments:
             "locale": "es",
             "allowed_payment_method_types": ["card"],
             "payment_method_options": {
-                "card": {"restrictions": {"brands_blocked": BLOCKED_BRANDS}}
+                # Visa and Mastercard only.
+                "card": {
+                    "restrictions": {
+                        "brands_blocked": ["american_express", "discover_global_network"]
+                    }
+                }
             },
             "success_url": f"{pages}/done",
             "cancel_url": f"{pages}/cancelled",

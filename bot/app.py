@@ -15,10 +15,12 @@ from pathlib import Path
 
 import httpx
 import stripe
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
-from telegram.ext import Application
+from telegram.error import BadRequest, InvalidToken, NetworkError
 
 from adapters.log_alerts import LogAlerts
 from adapters.reloadly_topups import PRODUCTION_API, SANDBOX_API, ReloadlyConfig, ReloadlyTopUps
@@ -27,13 +29,16 @@ from adapters.sandbox_topups import SandboxTopUps
 from adapters.stripe_payments import StripePayments
 from adapters.telegram_alerts import TelegramAlerts
 from adapters.telegram_messenger import TelegramMessenger
-from bot import web
+from bot import payments as stripe_route
+from bot import web, whatsapp
+from bot.edge import Edge, EdgeLimits
 from bot.messengers import ChannelRouter
-from bot.payments import stripe_webhook
 from bot.promo_admin import promo_admin
 from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
 from bot.telegram import (
+    WEBHOOK_PATH,
+    BotApplication,
     TelegramChannel,
     TelegramHandlers,
     UpdateInbox,
@@ -63,6 +68,7 @@ from storage.sandbox_checkouts import SqlSandboxCheckouts
 logger = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
+TELEGRAM_MAX_BODY = 256 * 1024  # an update is a message or a button press: a few kB at most
 
 
 @dataclass(frozen=True)
@@ -102,11 +108,10 @@ class Services:
         """Create tables, finish what a previous run left, run the worker; clean up after."""
         task: asyncio.Task[None] | None = None
         try:
-            await upgrade(self.engine)
-            await check_keys(self.engine)
+            await _open_database(self.engine)
             await self._stock_catalogue()
             if self.telegram:  # before the worker, which may tell customers at once
-                await self.telegram.start()
+                await _connect_telegram(self.telegram)
             await self.worker.run_once()
             if background:
                 task = asyncio.get_running_loop().create_task(self.worker.run_forever())
@@ -143,14 +148,47 @@ class Services:
                     len(report.changed))  # fmt: skip
 
 
+class StartupError(Exception):
+    """The bot cannot start; the message says which setting to check, in one line."""
+
+
+async def _open_database(engine: AsyncEngine) -> None:
+    try:
+        await upgrade(engine)
+    except (OSError, SQLAlchemyError) as error:  # the message could quote the URL: not shown
+        raise StartupError(
+            f"the database could not be opened ({type(error).__name__}): check DATABASE_URL"
+        ) from None
+    await check_keys(engine)
+
+
+async def _connect_telegram(telegram: TelegramChannel) -> None:
+    try:
+        await telegram.start()
+    except InvalidToken:  # PTB's message quotes the token
+        raise StartupError(
+            "Telegram refused the bot token: check TELEGRAM_BOT_TOKEN (and TELEGRAM_API_BASE_URL)"
+        ) from None
+    except BadRequest as error:
+        raise StartupError(
+            f"Telegram refused the start-up calls ({error.message}): check PUBLIC_BASE_URL and "
+            "TELEGRAM_WEBHOOK_SECRET"
+        ) from None
+    except NetworkError as error:  # TimedOut included
+        raise StartupError(
+            f"Telegram's Bot API could not be reached at start ({type(error).__name__}): check "
+            "TELEGRAM_API_BASE_URL, TELEGRAM_BOT_TOKEN and the network"
+        ) from None
+
+
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     async with app.state.services.lifetime():
-        _freeze_startup_heap()
+        freeze_startup_heap()
         yield
 
 
-def _freeze_startup_heap() -> None:
+def freeze_startup_heap() -> None:
     """Take what startup built (modules, the app, its clients) out of the garbage collector's
     rounds. A full collection walked those 160,000 objects each time, stalling every chat for
     about 0.2 s on the benchmark's 2-core machine (bench/)."""
@@ -220,6 +258,15 @@ def reloadly_topups(settings: Settings) -> tuple[ReloadlyTopUps, Closer]:
     return ReloadlyTopUps(http=http, config=config), http.aclose
 
 
+def edge_limits(settings: Settings) -> EdgeLimits:
+    """Each webhook's body cap, and the read timeout, for the web edge."""
+    caps = {
+        stripe_route.PATH: stripe_route.MAX_BODY, whatsapp.PATH: whatsapp.MAX_BODY,
+        WEBHOOK_PATH: TELEGRAM_MAX_BODY,
+    }  # fmt: skip
+    return EdgeLimits(caps, read_timeout=settings.http_read_timeout_seconds)
+
+
 def limits(settings: Settings) -> Limits:
     """The abuse limits from the settings."""
     return Limits(
@@ -240,7 +287,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def operator_alerts(settings: Settings, bot_app: Application | None) -> Alerts:
+def operator_alerts(settings: Settings, bot_app: BotApplication | None) -> Alerts:
     """Alerts in the log, and in the operators' Telegram chats when both are configured."""
     if bot_app is None or not settings.admin_telegram_ids:
         return LogAlerts()
@@ -271,13 +318,13 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     bot_app = telegram_application(settings) if use_telegram else None
     telegram = TelegramMessenger(bot_app.bot, contacts, clock) if bot_app else None
     secret = webhook_secret(settings)
-    app = Starlette(lifespan=_lifespan)
+    app = Starlette(lifespan=_lifespan, middleware=[Middleware(Edge, limits=edge_limits(settings))])
     # The sandbox posts its webhooks to this very app, in process: the same route Stripe uses.
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url)
 
     async def deliver(payload: bytes, signature: str) -> int:
         response = await http.post(
-            "/payments/stripe/webhook", content=payload,
+            stripe_route.PATH, content=payload,
             headers={"stripe-signature": signature, "content-type": "application/json"},
         )  # fmt: skip
         return response.status_code
@@ -336,8 +383,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         Route("/pay/{order_id}/done", web.payment_done(fulfilment.fulfil_checkout)),
         Route("/pay/{order_id}/cancelled", web.payment_cancelled),
         Route(
-            "/payments/stripe/webhook",
-            stripe_webhook(
+            stripe_route.PATH,
+            stripe_route.stripe_webhook(
                 secret=secret, record=fulfilment.record, push=fulfilment.push, kick=worker.kick
             ),
             methods=["POST"],

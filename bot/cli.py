@@ -6,13 +6,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from importlib.metadata import version
+from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from bot import catalogue_cli, logs, privacy_cli, promo_cli
-from bot.app import build
+from bot.app import Services, StartupError, build, freeze_startup_heap
 from bot.settings import Settings
 from bot.terminal import run_demo
 from storage.crypto import WrongDataKeys
@@ -23,10 +27,23 @@ from storage.migrate import new_revision, upgrade
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args, Settings())
-    except WrongDataKeys as error:  # a setup mistake: say what to fix, no traceback
+        settings = Settings()
+    except ValidationError as error:  # one line per problem, each naming its setting
+        for problem in error.errors():
+            print(f"recargabot: {_problem(problem)}", file=sys.stderr)
+        return 2
+    try:
+        return _COMMANDS[args.command](args, settings)
+    except (WrongDataKeys, StartupError) as error:  # a setup mistake: say what to fix, no trace
         print(f"recargabot: {error}", file=sys.stderr)
         return 2
+
+
+def _problem(problem: Mapping[str, Any]) -> str:
+    """A settings error as one line: the setting's name (if one field) and what is wrong."""
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    names = "_".join(str(part) for part in problem["loc"]).upper()
+    return f"{names}: {message}" if names else message
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,12 +56,35 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
-def _serve(_: argparse.Namespace, settings: Settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the bot (database, Telegram, worker), then serve until SIGINT or SIGTERM.
+
+    The start runs here, not in uvicorn's lifespan, so a failure is our one line (StartupError)
+    rather than uvicorn's traceback."""
+    given = {"host": args.host, "port": args.port}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
     _log_for_operators(settings)
-    uvicorn.run(
-        build(settings), host=settings.host, port=settings.port, log_config=logs.uvicorn_config()
-    )
+    app = build(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=logs.uvicorn_config(),
+        lifespan="off",
+        # Connections past the cap get 503; uvicorn closes idle keep-alive ones after 5 s.
+        limit_concurrency=settings.http_max_connections,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    # Ours before the loop starts, so asyncio does not cancel the shutdown when uvicorn hands
+    # a captured signal back after serving.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, server.handle_exit)
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serving(app.state.services, server))
     return 0
+
+
+async def _serving(services: Services, server: uvicorn.Server) -> None:
+    async with services.lifetime():
+        freeze_startup_heap()
+        await server.serve()
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,6 +122,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recargabot", description="Recargas Claro por chat.")
+    parser.add_argument(
+        "--version", action="version", version=f"recargabot {version('recargabot')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="chatea con el bot en la terminal (todo de prueba)")
     demo.add_argument(
@@ -90,7 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--chat", default="demo", help="id del chat (otro id = otro cliente)")
     demo.add_argument("--port", type=int, default=None, help="puerto de la página de pago local")
     demo.add_argument("--no-server", action="store_true", help="no servir la página de pago local")
-    commands.add_parser("serve", help="sirve la app web (webhooks, página de pago) y los procesos")
+    serve = commands.add_parser(
+        "serve", help="sirve la app web (webhooks, página de pago) y los procesos"
+    )
+    serve.add_argument("--host", default=None, help="dirección donde escuchar (en vez de HOST)")
+    serve.add_argument("--port", type=int, default=None, help="puerto (en vez de PORT)")
     db = commands.add_parser("db", help="migraciones del esquema de la base de datos")
     actions = db.add_subparsers(dest="action", required=True)
     actions.add_parser("upgrade", help="aplica las migraciones pendientes")

@@ -21,6 +21,8 @@ from conversations.model import PaymentEvent
 logger = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_SECONDS = 300
+PATH = "/payments/stripe/webhook"
+MAX_BODY = 128 * 1024  # Stripe's events run to a few kB; a checkout session with room to spare
 
 
 def stripe_webhook(
@@ -40,6 +42,8 @@ def stripe_webhook(
             kick()
 
     async def endpoint(request: Request) -> Response:
+        if "stripe-signature" not in request.headers:  # refused before the body is read
+            return JSONResponse({"error": "invalid signature or body"}, status_code=400)
         payload = await request.body()
         try:
             stripe.WebhookSignature.verify_header(

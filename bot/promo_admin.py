@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,7 @@ class PromoAdmin:
     admins: frozenset[int]
     campaigns: SqlCampaigns
     messenger: Messenger
-    send_campaign: Callable[[int], Awaitable[None]]
+    send_campaign: Callable[[int], Coroutine[Any, Any, None]]
     channels: tuple[Channel, ...]
     clock: Callable[[], datetime]
     audit: AuditLog | None = None
@@ -60,7 +60,8 @@ class PromoAdmin:
         """Preview a new campaign to an admin, with Enviar / Cancelar buttons."""
         key = chat_key(update)
         assert key is not None, "first_delivery stops updates without a chat"
-        if not await self._allowed(update.effective_user, "promo", key):
+        user = update.effective_user
+        if not await self._allowed(user, "promo", key) or user is None:  # no user: not allowed
             return
         message = update.effective_message
         text = ((message.text if message else None) or "").partition(" ")[2].strip()
@@ -68,7 +69,7 @@ class PromoAdmin:
             await self.messenger.send(key, Reply(USAGE if text == "" else "Sin canales."))
             return
         audience = Audience(self.channels)
-        author = mask_chat(ChatKey(Channel.TELEGRAM, str(update.effective_user.id)))  # type: ignore[union-attr]
+        author = mask_chat(ChatKey(Channel.TELEGRAM, str(user.id)))
         campaign_id = await self.campaigns.create(Promo(text), audience, created_by=author)
         sizes = await self.campaigns.audience_size(audience)
         await self.messenger.send(key, _preview(campaign_id, text, sizes))

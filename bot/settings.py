@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -20,6 +22,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # The web edge (bot/edge.py): seconds a request may take to send its body, and the connections
+    # uvicorn keeps (idle ones included) before it answers 503.
+    http_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
 
     stripe_webhook_secret: SecretStr | None = None
     sandbox_secret_path: Path = Path(".recargabot/sandbox-webhook-secret")
@@ -73,8 +79,8 @@ class Settings(BaseSettings):
     limit_messages_per_minute: int = 20
     limit_open_checkouts: int = 3
     limit_checkouts_per_hour: int = 5
-    limit_topups_per_recipient_day: int = 3
-    limit_soles_per_recipient_day: int = 60
+    limit_topups_per_recipient_day: int = 5
+    limit_soles_per_recipient_day: int = 300
     reconcile_interval_seconds: float = 60.0
     log_level: str = "INFO"
 
@@ -129,6 +135,13 @@ class Settings(BaseSettings):
             except ValueError:  # the message must not quote the key
                 raise ValueError("DATA_ENCRYPTION_KEYS: a value is not a Fernet key") from None
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """What repr() and str() show: every field, the database URL without its password."""
+        for name, value in super().__repr_args__():
+            if name == "database_url":
+                value = make_url(value).render_as_string(hide_password=True)
+            yield name, value
 
     @property
     def base_url(self) -> str:

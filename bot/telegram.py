@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Ours is built with PTB's default context, bot data and job queue types; none is used as typed.
+BotApplication = Application[Any, Any, Any, Any, Any, Any]
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 UPDATE_TYPES = [Update.MESSAGE, Update.CALLBACK_QUERY]  # all the handlers below consume
@@ -104,7 +106,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         self._locks = KeyedLocks()
 
     # PTB marks this final; overriding it is the point (see the class docstring).
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:  # type: ignore[misc]
+    async def process_update(  # type: ignore[misc]  # final in PTB: the override above says why
+        self, update: object, coroutine: Awaitable[Any]
+    ) -> None:
         """Wait for the chat's turn without a slot, then take a slot and run the update."""
         # Tasks start in arrival order and reach the lock without awaiting anything first;
         # asyncio locks are FIFO, so order is kept per chat.
@@ -132,7 +136,7 @@ def chat_key(update: object) -> ChatKey | None:
     return ChatKey(Channel.TELEGRAM, str(chat.id)) if chat else None
 
 
-def telegram_application(settings: Settings) -> Application:
+def telegram_application(settings: Settings) -> BotApplication:
     """Build the PTB Application: rate limited, concurrent, Updater only when polling."""
     token = settings.telegram_bot_token
     assert token is not None, "only built when TELEGRAM_BOT_TOKEN is set"
@@ -171,7 +175,7 @@ class TelegramHandlers:
     audit: AuditLog | None = None
     extra: tuple[BaseHandler[Any, Any, Any], ...] = ()  # e.g. /promo, before the catch-alls
 
-    def register(self, application: Application, *, deduped: bool = False) -> None:
+    def register(self, application: BotApplication, *, deduped: bool = False) -> None:
         """Add the handlers; the duplicate filter runs first, in its own group. ``deduped``: the
         updates come from the inbox, which dropped repeats already."""
         first = self.with_chat if deduped else self.first_delivery
@@ -281,9 +285,9 @@ def stats_text(day_start: datetime, stats: OrderStats) -> str:
 class TelegramChannel:
     """The running side: start and stop the Application, by webhook or by long polling."""
 
-    application: Application
+    application: BotApplication = field(repr=False)  # PTB's repr of it prints the bot token
     webhook_url: str | None
-    secret: str | None
+    secret: str | None = field(repr=False)
     inbox: UpdateInbox | None = None
 
     async def start(self) -> None:
@@ -309,6 +313,8 @@ class TelegramChannel:
         if app.running:
             await app.stop()
         await app.shutdown()
+        # A start that failed in getMe left the transports open, and PTB's shutdown skips them.
+        await app.bot.shutdown()
 
 
 class PendingUpdates(Protocol):
@@ -326,7 +332,7 @@ class UpdateInbox:
     updates are taken up again at start-up).
     """
 
-    application: Application
+    application: BotApplication = field(repr=False)  # PTB's repr of it prints the bot token
     pending: PendingUpdates
     locks: ChatLocks
     clock: Callable[[], datetime]
@@ -395,7 +401,7 @@ def telegram_webhook(inbox: UpdateInbox, secret: str) -> Callable[[Request], Awa
 
 
 def telegram_channel(
-    application: Application, settings: Settings, handlers: TelegramHandlers, inbox: UpdateInbox
+    application: BotApplication, settings: Settings, handlers: TelegramHandlers, inbox: UpdateInbox
 ) -> tuple[TelegramChannel, list[Route]]:
     """Register the handlers; add the webhook route when a public URL can receive it."""
     secret = settings.telegram_webhook_secret

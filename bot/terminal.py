@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator
 import uvicorn
 from rich.console import Console
 from rich.markup import escape
+from starlette.applications import Starlette
 
+from adapters.sandbox_payments import SandboxPayments
 from bot.app import Overrides, Services, build
 from bot.messengers import ChannelRouter
 from bot.settings import Settings
@@ -48,8 +50,27 @@ class TerminalMessenger:
             )
 
 
+# The settings that would reach a real vendor, and what the demo puts in their place.
+_SANDBOXED: dict[str, object] = {
+    "stripe_secret_key": None, "stripe_webhook_secret": None, "topup_provider": "sandbox",
+    "reloadly_client_secret": None, "telegram_bot_token": None, "telegram_webhook_secret": None,
+    "twilio_auth_token": None, "twilio_account_sid": None,
+}  # fmt: skip
+
+
+def sandboxed(settings: Settings) -> tuple[Settings, list[str]]:
+    """The settings with every real vendor switched off, and the names of those that were set."""
+    ignored = [
+        name.upper() for name, value in _SANDBOXED.items() if getattr(settings, name) != value
+    ]
+    return settings.model_copy(update=_SANDBOXED), ignored
+
+
 async def run_demo(settings: Settings, *, chat_id: str, auto_pay: bool, serve: bool) -> int:
     """Chat on stdin/stdout until end of input; return the exit status."""
+    settings, ignored = sandboxed(settings)
+    if ignored:  # real money and real messages stay out of a demo, whatever the environment
+        print(f"(demo: todo es de prueba; se ignoran {', '.join(ignored)})", file=sys.stderr)
     console = Console(highlight=False)
     sock = _bind(settings) if serve else None
     if sock is not None and not settings.public_base_url:
@@ -93,11 +114,11 @@ def _bind(settings: Settings) -> socket.socket | None:
 
 
 @contextlib.asynccontextmanager
-async def _serving(app: object, sock: socket.socket | None) -> AsyncIterator[None]:
+async def _serving(app: Starlette, sock: socket.socket | None) -> AsyncIterator[None]:
     if sock is None:
         yield
         return
-    config = uvicorn.Config(app, lifespan="off", log_level="warning")  # type: ignore[arg-type]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
@@ -139,10 +160,13 @@ async def _pay_new_links(
     services: Services, messenger: TerminalMessenger, console: Console
 ) -> None:
     """Pay each new sandbox link with the test card, then let the worker top up and confirm."""
+    gateway = services.payments
+    if not isinstance(gateway, SandboxPayments):  # run_demo keeps every real vendor out
+        raise RuntimeError("the demo pays sandbox links only")
     while messenger.links:
         session_id = messenger.links.pop().rstrip("/").rsplit("/", 1)[-1]
         year = services.chat.clock().year + 2
-        outcome = await services.payments.pay(
+        outcome = await gateway.pay(
             session_id, number=TEST_CARD, expiry=f"12/{year % 100:02d}", cvc="123", name="Demo"
         )
         console.print(f"[dim](pago automático con {TEST_CARD}: {outcome})[/]")

@@ -57,6 +57,8 @@ _twilio_http_log = logging.getLogger(f"{__name__}.twilio_http")
 _twilio_http_log.setLevel(logging.WARNING)
 
 PATH = "/whatsapp/webhook"
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY = 64 * 1024  # a message's fields (Body up to 1,600 characters) with room to spare
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 OPT_OUT_WORDS = frozenset({"baja", "stop"})
 OPT_IN_WORDS = frozenset({"alta", "start"})
@@ -135,6 +137,12 @@ def whatsapp_webhook(
     """Build the webhook endpoint; nothing is stored or sent before the signature holds."""
 
     async def endpoint(request: Request) -> Response:
+        # Twilio posts signed url-encoded forms: anything else is refused before it is read.
+        if "X-Twilio-Signature" not in request.headers:
+            logger.warning("whatsapp webhook refused: no signature")
+            return Response(status_code=403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != FORM:
+            return Response(status_code=415)
         form = await request.form()
         if not signed(validator, url, form, request.headers.get("X-Twilio-Signature", "")):
             logger.warning("whatsapp webhook refused: bad signature")

@@ -65,7 +65,7 @@ class RetryPolicy:
     def delay(self, order_id: str, attempt: int) -> timedelta:
         """Exponential backoff with a jitter below half a step, so the gaps always grow."""
         jitter = random.Random(f"{order_id}:{attempt}").random() / 2  # repeatable per order
-        return self.first_delay * (2 ** (attempt - 1)) * (1 + jitter)
+        return self.first_delay * (2.0 ** (attempt - 1)) * (1 + jitter)
 
 
 @dataclass

@@ -5,6 +5,12 @@ machine stays pure. Messages per minute are counted in memory (a flood is one pr
 problem, and counting it in the database would add a write per message); checkout links and
 top-ups per recipient are counted from the orders, so they hold across restarts and replicas.
 Past a limit nothing is created at the payment gateway.
+
+A number's daily ceiling counts what was paid, never open links: anyone can open a link for any
+number, so counting links would let one chat block another's top-ups without paying. What keeps
+links from piling up beyond the ceiling is that a number has one payable link at a time: a new
+one expires the older at the gateway (the service does it), so what can still be paid is at most
+the ceiling's remainder, checked when the new link opens.
 """
 
 from __future__ import annotations
@@ -23,20 +29,31 @@ DAY = timedelta(days=1)
 
 @dataclass(frozen=True)
 class Limits:
-    """The configured ceilings (defaults: RELIABILITY.md S16)."""
+    """The configured ceilings: the number's let any offered amount (S/ 3–200) through."""
 
     messages_per_minute: int = 20
     open_checkouts: int = 3
     checkouts_per_hour: int = 5
-    topups_per_recipient_day: int = 3
-    cents_per_recipient_day: int = 6_000
+    topups_per_recipient_day: int = 5
+    cents_per_recipient_day: int = 30_000
 
 
-class Refusal(StrEnum):
-    """Why a checkout was not opened."""
+class Rule(StrEnum):
+    """Which ceiling a checkout would cross."""
 
-    CHAT_LINKS = "chat_links"  # too many open links, or too many links this hour
-    RECIPIENT = "recipient"  # the number got too many top-ups, or too much, in 24 hours
+    CHAT_OPEN = "chat_open"  # links of one chat payable at once
+    CHAT_HOURLY = "chat_hourly"  # links one chat opened in the last hour
+    RECIPIENT_TOPUPS = "recipient_topups"  # paid top-ups of one number in 24 hours
+    RECIPIENT_AMOUNT = "recipient_amount"  # céntimos paid for one number in 24 hours
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a checkout was not opened, with the figures the customer is told."""
+
+    rule: Rule
+    ceiling: int  # links, top-ups or céntimos, as the rule counts
+    left: int = 0  # what the rule still allows today (céntimos, for the amount)
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,7 @@ class CheckoutUsage:
 
 @dataclass(frozen=True)
 class RecipientUsage:
-    topups: int  # orders for the number in the last 24 hours that are or may be paid
+    topups: int  # paid orders for the number in the last 24 hours (refunded ones excepted)
     amount_cents: int
 
 
@@ -55,12 +72,15 @@ def checkout_refusal(
     limits: Limits, *, chat: CheckoutUsage, recipient: RecipientUsage, amount_cents: int
 ) -> Refusal | None:
     """The limit a new checkout of ``amount_cents`` would cross, if any."""
-    if chat.open >= limits.open_checkouts or chat.last_hour >= limits.checkouts_per_hour:
-        return Refusal.CHAT_LINKS
+    if chat.open >= limits.open_checkouts:
+        return Refusal(Rule.CHAT_OPEN, limits.open_checkouts)
+    if chat.last_hour >= limits.checkouts_per_hour:
+        return Refusal(Rule.CHAT_HOURLY, limits.checkouts_per_hour)
     if recipient.topups >= limits.topups_per_recipient_day:
-        return Refusal.RECIPIENT
-    if recipient.amount_cents + amount_cents > limits.cents_per_recipient_day:
-        return Refusal.RECIPIENT
+        return Refusal(Rule.RECIPIENT_TOPUPS, limits.topups_per_recipient_day)
+    left = max(limits.cents_per_recipient_day - recipient.amount_cents, 0)
+    if amount_cents > left:
+        return Refusal(Rule.RECIPIENT_AMOUNT, limits.cents_per_recipient_day, left)
     return None
 
 

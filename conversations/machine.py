@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from conversations import messages as msg
 from conversations.catalog import (
@@ -21,6 +22,7 @@ from conversations.catalog import (
     is_custom_amount_allowed,
     parse_name,
 )
+from conversations.limits import Refusal
 from conversations.messages import Option, Reply
 from conversations.model import (
     DocType,
@@ -101,9 +103,9 @@ class PersonalDataLoaded:
 
 @dataclass(frozen=True)
 class CheckoutRefused:
-    """No link was opened: an abuse limit (``conversations.limits.Refusal``) was reached."""
+    """No link was opened: an abuse limit was reached."""
 
-    reason: str
+    reason: Refusal
 
 
 @dataclass(frozen=True)
@@ -563,7 +565,7 @@ def _back(session: Session, rules: Rules) -> Transition:
     return Transition(moved, _prompt(moved, rules))
 
 
-def _go(session: Session, target: Step, rules: Rules, **draft: object) -> Transition:
+def _go(session: Session, target: Step, rules: Rules, **draft: Any) -> Transition:
     """Move to ``target`` (updating the draft) and ask its question."""
     moved = replace(session, step=target, draft=replace(session.draft, **draft))
     return Transition(moved, _prompt(moved, rules))

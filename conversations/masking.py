@@ -9,6 +9,10 @@ from conversations.model import ChatKey
 # Seven or more digits standing alone (a phone, a DNI or CE, a card), not inside a hex order id;
 # shorter runs are ports, process ids and amounts, which operators need to read.
 _DIGIT_RUN = re.compile(r"(?<![0-9a-fA-F])\d{7,}(?![0-9a-fA-F])")
+# The same numbers as people and the bot write them: groups of three or four digits joined by one
+# space or dash ("987 654 321", "4242-4242-4242-4242"). Dates and times break the chain with
+# their two-digit groups, so a log line's timestamp stays whole.
+_GROUPED = re.compile(r"(?<![0-9a-fA-F])\d{3,4}(?:[ -]\d{3,4})+(?![0-9a-fA-F])")
 
 
 def mask_msisdn(msisdn: str) -> str:
@@ -26,5 +30,19 @@ def mask_chat(key: ChatKey) -> str:
 
 
 def scrub(text: str) -> str:
-    """Mask every free-standing run of seven or more digits (numbers, documents, cards)."""
-    return _DIGIT_RUN.sub(lambda m: "*" * (len(m.group()) - 3) + m.group()[-3:], text)
+    """Mask every free-standing number of seven or more digits (phones, documents, cards),
+    written in one run or in groups; the last three digits stay, for an operator to match."""
+    return _DIGIT_RUN.sub(_masked, _GROUPED.sub(_masked, text))
+
+
+def _masked(match: re.Match[str]) -> str:
+    found = match.group()
+    digits = sum(c.isdigit() for c in found)
+    if digits < 7:
+        return found
+    shown, hide = [], digits - 3
+    for char in found:
+        masking = char.isdigit() and hide > 0
+        hide -= masking
+        shown.append("*" if masking else char)
+    return "".join(shown)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 
 from conversations.catalog import MAX_CUSTOM_SOLES, MIN_CUSTOM_SOLES, display_msisdn, soles
+from conversations.limits import Refusal, Rule
 from conversations.model import (
     DocType,
     Line,
@@ -549,12 +550,33 @@ def too_many_messages() -> Reply:
     return Reply("Estás enviando muchos mensajes seguidos. Espera un minuto y vuelve a escribirme.")
 
 
-def limit_reached(reason: str) -> Reply:
-    """Refuse a new payment link politely; nothing was charged."""
-    if reason == "recipient":
-        why = "Ese número ya alcanzó el máximo de recargas por hoy"
-    else:
-        why = "Ya pediste varios enlaces de pago hace poco"
-    return Reply(
-        f"{why}. Por seguridad no generé otro enlace; inténtalo más tarde. No se hizo ningún cargo."
-    )
+def limit_reached(refusal: Refusal) -> Reply:
+    """Refuse a new payment link, naming the rule and its figures; nothing was charged."""
+    match refusal.rule:
+        case Rule.RECIPIENT_AMOUNT:
+            room = soles(refusal.left)
+            then = (
+                "Puedes elegir un monto menor"
+                if refusal.left >= MIN_CUSTOM_SOLES * 100
+                else "Inténtalo mañana"
+            )
+            why = (
+                f"un número puede recibir hasta {soles(refusal.ceiling)} al día; "
+                f"hoy le quedan {room}. {then}"
+            )
+        case Rule.RECIPIENT_TOPUPS:
+            why = (
+                f"un número puede recibir hasta {refusal.ceiling} recargas al día, y este ya las "
+                "tiene. Inténtalo mañana"
+            )
+        case Rule.CHAT_OPEN:
+            why = (
+                f"un chat puede tener hasta {refusal.ceiling} enlaces de pago abiertos a la vez. "
+                "Usa uno de los que ya tienes o espera a que venzan (30 minutos)"
+            )
+        case Rule.CHAT_HOURLY:
+            why = (
+                f"un chat puede pedir hasta {refusal.ceiling} enlaces de pago por hora. "
+                "Inténtalo en un rato"
+            )
+    return Reply(f"Por seguridad, {why}. No se hizo ningún cargo.")

@@ -63,7 +63,7 @@ class Guard:
         refusal = checkout_refusal(
             self.limits,
             chat=await usage.checkouts(key, now=now),
-            recipient=await usage.recipient(purchase.line.msisdn, now=now - DAY),
+            recipient=await usage.recipient(purchase.line.msisdn, since=now - DAY),
             amount_cents=purchase.product.price_cents,
         )
         self.refused += refusal is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -208,9 +208,11 @@ class ChatService:
 
     async def _open_checkout(self, key: ChatKey, purchase: Purchase) -> Event:
         now = self.clock()
-        if self.usage and (refusal := await self.guard.refusal(key, purchase, self.usage, now)):
-            logger.warning("checkout refused (%s) chat=%s", refusal.value, mask_chat(key))
-            return CheckoutRefused(refusal.value)
+        if self.usage:
+            if refusal := await self.guard.refusal(key, purchase, self.usage, now):
+                logger.warning("checkout refused (%s) chat=%s", refusal.rule.value, mask_chat(key))
+                return CheckoutRefused(refusal)
+            await self._replace_links(key, await self.usage.open_links(purchase.line.msisdn))
         order = Order(self.new_id(), key, purchase, OrderState.AWAITING_PAYMENT, created_at=now)
         await self.orders.add(order)
         try:
@@ -230,10 +232,25 @@ class ChatService:
         logger.info("checkout opened order=%s chat=%s", order.id, mask_chat(key))
         return CheckoutOpened(order.id, checkout.url)
 
-    async def _cancel_checkout(self, order_id: str) -> CancelAnswered:
+    async def _replace_links(self, key: ChatKey, order_ids: Sequence[str]) -> None:
+        """Expire the number's older payable links: one per number (``conversations.limits``).
+
+        Another chat's link lapses (EXPIRED: the worker tells that chat, no charge was made);
+        this chat's own older one is cancelled, as the new link stands in for it."""
+        for order_id in order_ids:
+            order = await self.orders.get(order_id)
+            mine = order is not None and order.key == key
+            await self._cancel_checkout(
+                order_id, to=OrderState.CANCELLED if mine else OrderState.EXPIRED
+            )
+            logger.info("order=%s: its link was replaced by a newer one for the number", order_id)
+
+    async def _cancel_checkout(
+        self, order_id: str, *, to: OrderState = OrderState.CANCELLED
+    ) -> CancelAnswered:
         """Cancel, close the link, then ask the gateway whether the card was charged after all."""
         # Mark first: if the customer pays in the meantime, the paid webhook still wins.
-        cancelled = await self._move(order_id, OrderState.AWAITING_PAYMENT, OrderState.CANCELLED)
+        cancelled = await self._move(order_id, OrderState.AWAITING_PAYMENT, to)
         order = await self.orders.get(order_id)
         if not cancelled or order is None or order.checkout is None:
             return CancelAnswered(

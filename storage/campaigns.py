@@ -19,11 +19,12 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypeVarTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Row,
     Select,
     Update,
     and_,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlmodel import col
+from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from conversations.broadcast import Promo, Recipient, RecipientState
@@ -49,6 +51,9 @@ from storage.models import (
 )
 
 R = RecipientState
+_Ts = TypeVarTuple("_Ts")
+# The model types its id ``int | None`` (unset before insert); a stored row's never is.
+_RECIPIENT_ID = cast("ColumnElement[int]", col(CampaignRecipientRow.id))
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,8 @@ class _GroupCommit:
 
     async def apply(self, move: _Move) -> Moved:
         """Return once ``move`` is committed (or refused because the row had moved on)."""
-        entry = (move, asyncio.get_running_loop().create_future())
+        written: asyncio.Future[Moved] = asyncio.get_running_loop().create_future()
+        entry = (move, written)
         self._queued.append(entry)
         try:
             while not entry[1].done():
@@ -167,13 +173,13 @@ class SqlCampaigns:
     async def audience_size(self, audience: Audience) -> dict[str, int]:
         """How many customers the audience holds now, per channel (for a dry run)."""
         stmt = (
-            select(CustomerRow.channel, func.count())
+            select(col(CustomerRow.channel), func.count())
             .where(*_eligible(audience, self.clock()))
-            .group_by(CustomerRow.channel)
+            .group_by(col(CustomerRow.channel))
         )
         async with self.sessions() as db:
-            rows = (await db.exec(stmt)).all()
-        return {channel.value: 0 for channel in audience.channels} | dict(rows)  # type: ignore[arg-type]
+            rows = await _rows(db, stmt)
+        return {channel.value: 0 for channel in audience.channels} | dict(rows)
 
     async def start(self, campaign_id: int) -> bool:
         """Draw the audience into recipient rows and mark the campaign sending; False if started."""
@@ -187,7 +193,7 @@ class SqlCampaigns:
                 .where(col(CampaignRow.id) == campaign_id, col(CampaignRow.state) == "draft")
                 .values(state="sending")
             )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
+            if moved.rowcount != 1:
                 await db.rollback()
                 return False
             await db.exec(_draw(campaign_id, campaign.audience, now))
@@ -202,20 +208,20 @@ class SqlCampaigns:
 
     async def latest(self, limit: int = 20) -> list[Campaign]:
         """The most recent campaigns, newest first."""
-        stmt = select(CampaignRow).order_by(col(CampaignRow.id).desc()).limit(limit)
+        stmt = select_models(CampaignRow).order_by(col(CampaignRow.id).desc()).limit(limit)
         async with self.sessions() as db:
-            rows = (await db.exec(stmt)).scalars().all()
+            rows = (await db.exec(stmt)).all()
         return [_campaign(row) for row in rows]
 
     async def tally(self, campaign_id: int) -> dict[str, int]:
         """Recipients per delivery state."""
         stmt = (
-            select(CampaignRecipientRow.state, func.count())
+            select(col(CampaignRecipientRow.state), func.count())
             .where(col(CampaignRecipientRow.campaign_id) == campaign_id)
-            .group_by(CampaignRecipientRow.state)
+            .group_by(col(CampaignRecipientRow.state))
         )
         async with self.sessions() as db:
-            return dict((await db.exec(stmt)).all())  # type: ignore[arg-type]
+            return dict(await _rows(db, stmt))
 
     # ------------------------------------------------------------ the Campaigns port
 
@@ -226,7 +232,7 @@ class SqlCampaigns:
     async def pending(self, campaign_id: int, *, after: int, limit: int) -> Sequence[Recipient]:
         """The next pending recipients after id ``after``, by id (keyset pagination)."""
         stmt = (
-            select(CampaignRecipientRow.id, CustomerRow.channel, CustomerRow.chat_id)
+            select(_RECIPIENT_ID, col(CustomerRow.channel), col(CustomerRow.chat_id))
             .join(CustomerRow, _customer_of_recipient())
             .where(_of(campaign_id), _in(R.PENDING))
             .where(col(CampaignRecipientRow.id) > after)
@@ -234,7 +240,7 @@ class SqlCampaigns:
             .limit(limit)
         )
         async with self.sessions() as db:
-            rows = (await db.exec(stmt)).all()
+            rows = await _rows(db, stmt)
         return [Recipient(id, ChatKey(Channel(channel), chat_id)) for id, channel, chat_id in rows]
 
     async def claim(self, recipient_id: int) -> RecipientState | None:
@@ -277,7 +283,7 @@ class SqlCampaigns:
         async with self.sessions() as db:
             moved = await db.exec(_moving(where, to, self.clock()))
             await db.commit()
-        return int(moved.rowcount)  # type: ignore[attr-defined]
+        return int(moved.rowcount)
 
     async def _write(self, moves: list[_Move]) -> list[Moved]:
         """Write a batch of moves in one transaction."""
@@ -301,7 +307,7 @@ async def _claim(db: AsyncSession, ids: list[int], at: datetime) -> dict[int, Re
     rest = [recipient_id for recipient_id in ids if recipient_id not in claimed]
     if not rest:
         return claimed
-    found = (await db.exec(_flags(rest))).all()  # changed their mind since the draw: rare
+    found = await _rows(db, _flags(rest))  # changed their mind since the draw: rare
     refused = [_Move(row[0], R.PENDING, _may_send(*row[1:])) for row in found]
     return claimed | await _apply(db, refused, at)
 
@@ -337,6 +343,11 @@ def _of(campaign_id: int) -> ColumnElement[bool]:
     return col(CampaignRecipientRow.campaign_id) == campaign_id
 
 
+async def _rows(db: AsyncSession, stmt: Select[*_Ts]) -> Sequence[Row[*_Ts]]:
+    """Run a Core SELECT in the session's transaction (``exec`` is typed for SQLModel's own)."""
+    return (await (await db.connection()).execute(stmt)).all()
+
+
 def _in(state: RecipientState) -> ColumnElement[bool]:
     return col(CampaignRecipientRow.state) == state.value
 
@@ -345,12 +356,16 @@ def _among(recipient_ids: list[int]) -> ColumnElement[bool]:
     return col(CampaignRecipientRow.id).in_(recipient_ids)
 
 
-def _flags(recipient_ids: list[int]) -> Select[tuple[Any, ...]]:
+_Flags = Select[int, datetime | None, datetime | None, datetime | None, str | None]
+
+
+def _flags(recipient_ids: list[int]) -> _Flags:
     """Why the customers of these pending rows may no longer get the promo."""
     return (
         select(
-            CampaignRecipientRow.id, CustomerRow.opted_out_at, CustomerRow.promos_opt_in_at,
-            CustomerRow.unreachable_at, CustomerRow.consent_version,
+            _RECIPIENT_ID, col(CustomerRow.opted_out_at),
+            col(CustomerRow.promos_opt_in_at), col(CustomerRow.unreachable_at),
+            col(CustomerRow.consent_version),
         )
         .join(CampaignRecipientRow, _customer_of_recipient())
         .where(_among(recipient_ids), _in(R.PENDING))
@@ -389,7 +404,9 @@ def _eligible(audience: Audience, now: datetime) -> list[ColumnElement[bool]]:
         col(OrderRow.customer_id) == col(CustomerRow.id),
         col(OrderRow.state) == OrderState.COMPLETED.value,
     )
-    conditions = [col(CustomerRow.channel).in_([c.value for c in audience.channels])]
+    conditions: list[ColumnElement[bool]] = [
+        col(CustomerRow.channel).in_([c.value for c in audience.channels])
+    ]
     conditions += _reachable()
     if audience.recharged_only:
         conditions.append(exists().where(completed))
@@ -402,9 +419,9 @@ def _eligible(audience: Audience, now: datetime) -> list[ColumnElement[bool]]:
 def _draw(campaign_id: int, audience: Audience, now: datetime) -> Insert:
     """INSERT one pending row per eligible customer, in the database, in one statement."""
     stamp = literal(now, UtcDateTime())
-    chosen = select(literal(campaign_id), CustomerRow.id, literal(R.PENDING.value), stamp).where(
-        *_eligible(audience, now)
-    )
+    chosen = select(
+        literal(campaign_id), col(CustomerRow.id), literal(R.PENDING.value), stamp
+    ).where(*_eligible(audience, now))
     columns = ["campaign_id", "customer_id", "state", "updated_at"]
     return insert(CampaignRecipientRow).from_select(columns, chosen)
 

@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,11 @@ class WrongDataKeys(RuntimeError):
 class DataKeys:
     """The Fernet keys (newest first) and the hash key of one deployment."""
 
-    fernet_keys: tuple[str, ...]
-    hash_key: str
+    fernet_keys: tuple[str, ...] = field(repr=False)
+    hash_key: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"DataKeys(<{len(self.fernet_keys)} Fernet keys and a hash key, hidden>)"
 
     def __post_init__(self) -> None:
         if not self.fernet_keys or not self.hash_key:
@@ -120,7 +123,7 @@ def create_private_once(path: Path, text: str) -> str:
 
 def write_private(path: Path, text: str) -> None:
     """Write a local secret file, readable by its owner only from before the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the last folder: owner-only
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_text(text, encoding="utf-8")
@@ -133,7 +136,7 @@ def attach(engine: AsyncEngine, keys: DataKeys) -> None:
 
 def keys_of(dialect: Dialect) -> DataKeys:
     keys = getattr(dialect, _ATTRIBUTE, None)
-    if keys is None:
+    if not isinstance(keys, DataKeys):
         raise MissingDataKeys("attach data keys to the engine before storing personal data")
     return keys
 

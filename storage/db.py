@@ -8,6 +8,8 @@ Any other URL (PostgreSQL through asyncpg) gets a plain engine.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -46,6 +48,8 @@ def _engine(url: str) -> AsyncEngine:
         # them; 45 at most per process, so two replicas fit PostgreSQL's default 100.
         return create_async_engine(url, pool_size=20, max_overflow=25, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
+    if not in_memory:
+        _owner_only(Path(str(parsed.database)))
     # One shared connection, or each session would see its own empty database. Sessions must
     # then not overlap (two BEGINs on one connection fail): fine for tests, not for serving.
     # A file database: every transaction takes the write lock (BEGIN IMMEDIATE), so they run one
@@ -58,6 +62,14 @@ def _engine(url: str) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600, or narrow an existing one: it holds keyed hashes, amounts
+    and states. SQLite gives its -wal and -shm files the database file's own mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

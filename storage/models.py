@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -40,7 +41,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment: datetime = value  # the DateTime column reads as datetime
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class CustomerRow(SQLModel, table=True):
@@ -238,3 +240,8 @@ class SandboxCheckoutRow(SQLModel, table=True):
     state: str  # paid, expired
     card_brand: str | None = None
     at: datetime = Field(sa_type=UtcDateTime)
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a ``table=True`` model, for the statements built on it."""
+    # SQLAlchemy's declarative mapping sets __table__; SQLModel's type hints do not declare it.
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table

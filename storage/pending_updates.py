@@ -15,10 +15,10 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import Channel, ChatKey
-from storage.models import PendingUpdateRow
+from storage.models import PendingUpdateRow, table_of
 from storage.repositories import _put, delivered
 
-_TABLE = PendingUpdateRow.__table__
+_TABLE = table_of(PendingUpdateRow)
 # The chat's oldest kept update, taken out (built once: it runs for every update).
 _TAKE = (
     delete(_TABLE)

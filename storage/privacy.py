@@ -36,7 +36,12 @@ FINAL_STATES = frozenset(
     {OrderState.COMPLETED, OrderState.REFUNDED, OrderState.EXPIRED, OrderState.CANCELLED}
 )
 # Orders that may still be paid (or were): what the per-recipient limits count.
-_NOT_PAID = [OrderState.CANCELLED.value, OrderState.EXPIRED.value, OrderState.REFUNDED.value]
+# Links not (or no longer) paid: they never count against a number's daily ceiling.
+_NOT_PAID = [
+    s.value
+    for s in (OrderState.AWAITING_PAYMENT, OrderState.CANCELLED, OrderState.EXPIRED,
+              OrderState.REFUNDED)
+]  # fmt: skip
 BLANK = ""
 _SETTLED = col(OrderRow.state).in_([state.value for state in FINAL_STATES])
 
@@ -149,16 +154,25 @@ class SqlPrivacy:
         async with self.sessions() as db:
             return CheckoutUsage((await db.exec(open_now)).one(), (await db.exec(last_hour)).one())
 
-    async def recipient(self, msisdn: str, *, now: datetime) -> RecipientUsage:
-        """Orders for ``msisdn`` created since ``now`` that are or may still be paid."""
+    async def recipient(self, msisdn: str, *, since: datetime) -> RecipientUsage:
+        """Orders for ``msisdn`` created since then that were paid (and not refunded)."""
         stmt = select(func.count(), func.coalesce(func.sum(col(OrderRow.amount_cents)), 0)).where(
             OrderRow.msisdn_hash == msisdn,
-            col(OrderRow.created_at) >= now,
+            col(OrderRow.created_at) >= since,
             col(OrderRow.state).not_in(_NOT_PAID),
         )
         async with self.sessions() as db:
             count, amount = (await db.exec(stmt)).one()
         return RecipientUsage(count, amount)
+
+    async def open_links(self, msisdn: str) -> list[str]:
+        """Orders for ``msisdn`` still awaiting payment, from any chat."""
+        stmt = select(OrderRow.id).where(
+            OrderRow.msisdn_hash == msisdn,
+            OrderRow.state == OrderState.AWAITING_PAYMENT.value,
+        )
+        async with self.sessions() as db:
+            return list((await db.exec(stmt)).all())
 
 
 async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:

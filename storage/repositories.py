@@ -19,11 +19,12 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Result,
+    CursorResult,
     Row,
     Select,
     Table,
     Update,
+    UpdateBase,
     and_,
     bindparam,
     func,
@@ -59,12 +60,13 @@ from storage.models import (
     OrderRow,
     ProcessedEventRow,
     SavedLineRow,
+    table_of,
 )
 
 logger = logging.getLogger(__name__)
 
 UNFINISHED_LIMIT = 500
-_ORDERS = OrderRow.__table__
+_ORDERS = table_of(OrderRow)
 _ORDER = _ORDERS.c
 _INSERT_ORDER = insert(_ORDERS)
 
@@ -317,17 +319,16 @@ class SqlContacts:
 # Writes are built once per shape, with their values bound at execution: building an INSERT …
 # ON CONFLICT and its cache key each time cost about as much as running it (bench/, the profile).
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-
 
 @cache
 def _upsert(
     dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...], returning: str
-) -> sqlite.Insert | postgresql.Insert:
+) -> UpdateBase:
     """INSERT … ON CONFLICT (``keys``): set the ``update`` columns from the row offered, or, with
     none, do nothing on any conflict; SQLite and PostgreSQL spell it the same way. The columns
     inserted are the parameters it is executed with."""
-    stmt = _INSERTS[dialect](table)
+    stmt: sqlite.Insert | postgresql.Insert
+    stmt = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
     if update:
         stmt = stmt.on_conflict_do_update(
             index_elements=keys, set_={name: stmt.excluded[name] for name in update}
@@ -345,11 +346,11 @@ async def _put(
     *,
     new: dict[str, Any] | None = None,
     returning: str = "",
-) -> Result[Any]:
+) -> CursorResult[Any]:
     """Insert the row (with ``new`` too), or set ``values`` on the row with the same unique
     ``keys``; with no ``values``, a row already there is left as it is."""
     dialect = db.dialect.name
-    stmt = _upsert(dialect, model.__table__, tuple(keys), tuple(values), returning)
+    stmt = _upsert(dialect, table_of(model), tuple(keys), tuple(values), returning)
     return await db.execute(stmt, {**keys, **(new or {}), **values})
 
 
@@ -358,7 +359,7 @@ async def _customer_id(db: AsyncConnection, key: ChatKey, *, at: datetime, **als
     keys = {"channel": key.channel.value, "chat_hash": key.chat_id}
     new = {"chat_id": key.chat_id, "created_at": at}
     values = {"last_seen_at": at, **also}
-    return (await _put(db, CustomerRow, keys, values, new=new, returning="id")).scalar_one()
+    return int((await _put(db, CustomerRow, keys, values, new=new, returning="id")).scalar_one())
 
 
 async def delivered(db: AsyncConnection, key: ChatKey, message_id: str, *, at: datetime) -> bool:
@@ -373,11 +374,11 @@ async def delivered(db: AsyncConnection, key: ChatKey, message_id: str, *, at: d
 
 def customer_of(key: ChatKey) -> Any:
     """The chat's customer id as a scalar subquery (chats are found by their keyed hash)."""
-    return _select_customer(key, CustomerRow.__table__.c.id).scalar_subquery()
+    return _select_customer(key, table_of(CustomerRow).c.id).scalar_subquery()
 
 
 def _select_customer(key: ChatKey, *columns: Any) -> Select[Any]:
-    customer = CustomerRow.__table__.c
+    customer = table_of(CustomerRow).c
     return select(*columns).where(
         customer.channel == key.channel.value, customer.chat_hash == key.chat_id
     )
@@ -393,7 +394,7 @@ def _chat(key: ChatKey) -> dict[str, Any]:
 
 
 def _of_chat(*columns: Any) -> Select[Any]:
-    customer = CustomerRow.__table__.c
+    customer = table_of(CustomerRow).c
     return select(*columns).where(
         customer.channel == bindparam("chat_channel"), customer.chat_hash == bindparam("chat_hash")
     )
@@ -409,7 +410,7 @@ _BOUGHT = (
 def _chat_state() -> Select[Any]:
     """The chat's customer (id, consent, promo question), its stored state and what its latest
     completed order bought (for "Repetir última recarga"), in one row."""
-    customers, conversations = CustomerRow.__table__, ConversationRow.__table__
+    customers, conversations = table_of(CustomerRow), table_of(ConversationRow)
     customer, conversation, done = customers.c, conversations.c, _ORDERS.alias("done").c
     latest = (
         select(done.id)
@@ -434,9 +435,9 @@ def _chat_state() -> Select[Any]:
 
 
 _CHAT_STATE = _chat_state()
-_C = CustomerRow.__table__.c
+_C = table_of(CustomerRow).c
 _CONTACT = _of_chat(_C.last_inbound_at, _C.unreachable_at, _C.opted_out_at)
-_L = SavedLineRow.__table__.c
+_L = table_of(SavedLineRow).c
 _SAVED_LINES = (
     select(_L.msisdn, _L.owner_name, _L.doc_type, _L.doc_number)
     .where(_L.customer_id == bindparam("customer_id"))

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-FIXTURES = Path(__file__).with_name("data") / "stripe_fixtures3.json"
+FIXTURES = Path(__file__).parent / "data" / "stripe_fixtures3.json"
 
 
 def _fixture(name: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 SPEC = json.loads(
-    (Path(__file__).parents[2] / "shared/data/twilio_api_v2010.json").read_text(encoding="utf-8")
+    (Path(__file__).parent / "data" / "twilio_api_v2010.json").read_text(encoding="utf-8")
 )
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 _CREATE = SPEC["paths"][MESSAGES]["post"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+
 from bot.logs import ScrubbingAccessFormatter, ScrubbingFormatter, uvicorn_config
 
 ORDER_ID = "3f2a9c1e12345678b0d94e7a6c5b4a39"  # hex: digit runs inside it are not numbers
@@ -61,3 +63,33 @@ def test_uvicorns_request_lines_are_scrubbed_and_still_formatted() -> None:
 
     assert formatter.__class__ is ScrubbingAccessFormatter
     assert '"GET /x?to=******321 HTTP/1.1" 200' in line
+
+
+@pytest.mark.parametrize(
+    ("typed", "masked"),
+    [
+        ("987 654 321", "*** *** 321"),
+        ("987-654-321", "***-***-321"),
+        ("+51 987 654 321", "+51 *** *** 321"),
+        ("4242 4242 4242 4242", "**** **** **** *242"),
+        ("4242-4242-4242-4242", "****-****-****-*242"),
+        ("4567 8912", "**** *912"),
+    ],
+)
+def test_numbers_written_in_groups_as_the_bot_prints_them_are_masked(typed: str, masked: str):
+    log, stream = scrubbed_logger()
+
+    log.warning("Recargar %s ahora", typed)
+
+    assert f"Recargar {masked} ahora" in formatted(log, stream)
+
+
+@pytest.mark.parametrize(
+    "kept", ["2026-12-07 00:52:08,123", "S/ 10.00", "127.0.0.1:8000", "order=3f2a9c1e 12 345"]
+)
+def test_dates_amounts_and_addresses_stay_readable(kept: str):
+    log, stream = scrubbed_logger()
+
+    log.warning("at %s", kept)
+
+    assert f"at {kept}" in formatted(log, stream)

@@ -44,6 +44,7 @@ class Replica:
     lines: list[str] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     listening: asyncio.Event = field(default_factory=asyncio.Event)
+    wrote: asyncio.Condition = field(default_factory=asyncio.Condition)
     started: bool = False
     http: httpx.AsyncClient = field(init=False)
     _reader: asyncio.Task[None] = field(init=False)
@@ -86,6 +87,16 @@ class Replica:
             or line == LOGGING_FAILED
         ]  # fmt: skip
 
+    async def logged(self, text: str, *, within: float = 10) -> str:
+        """The first line it logged that contains ``text``, waiting up to ``within`` seconds."""
+
+        def found() -> str | None:
+            return next((line for line in self.lines if text in line), None)
+
+        async with self.wrote:
+            await asyncio.wait_for(self.wrote.wait_for(found), within)
+        return found() or ""
+
     def tail(self, count: int = 40) -> str:
         return "\n".join(self.lines[-count:])
 
@@ -98,6 +109,8 @@ class Replica:
         async for raw in self.process.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.lines.append(line)
+            async with self.wrote:
+                self.wrote.notify_all()
             if LISTENING in line:
                 self.started = True
                 self.listening.set()
@@ -117,12 +130,17 @@ class Replica:
             await self._reader
 
 
+def _inherited() -> dict[str, str]:
+    """PATH, and PYTHONPATH when set: a worktree's tests must start that worktree's code."""
+    return {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
+
+
 async def start(name: str, env: dict[str, str], workdir: Path, *, within: float = 45) -> Replica:
     """Start `recargabot serve` on a free loopback port; return once it accepts connections."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         str(RECARGABOT), "serve",
-        env={"PATH": os.environ.get("PATH", ""), **env, "HOST": "127.0.0.1", "PORT": str(port)},
+        env={**_inherited(), **env, "HOST": "127.0.0.1", "PORT": str(port)},
         cwd=workdir, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
