@@ -225,7 +225,10 @@ class ReloadlyTopUps:
 
     async def _detect(self, msisdn: str) -> dict[str, Any]:
         path = f"/operators/auto-detect/phone/51{msisdn}/countries/{COUNTRY}"
-        return await self._call("GET", path, params={"suggestedAmountsMap": "false"})
+        detected: dict[str, Any] = await self._call(
+            "GET", path, params={"suggestedAmountsMap": "false"}
+        )
+        return detected
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """One API call with a valid token; a token Reloadly calls expired is renewed once."""

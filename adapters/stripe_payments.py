@@ -131,9 +131,8 @@ def _view(session: dict[str, Any]) -> CheckoutView:
     intent = session.get("payment_intent")
     charge: dict[str, Any] = {}
     if isinstance(intent, dict):  # expanded, with its latest charge
-        charge = (
-            intent.get("latest_charge") if isinstance(intent.get("latest_charge"), dict) else {}
-        )
+        latest = intent.get("latest_charge")
+        charge = latest if isinstance(latest, dict) else {}
         intent = intent.get("id")
     card = (charge.get("payment_method_details") or {}).get("card") or {}
     return CheckoutView(

@@ -253,7 +253,7 @@ def _spelled(text: str, threshold: int = 3) -> str:
     """Number words as figures ("diez soles" -> "10 soles"); text2num leaves the rest alone,
     and by default "uno" and "dos" too ("una recarga" is no amount)."""
     try:
-        return alpha2digit(text, "es", threshold=threshold)
+        return str(alpha2digit(text, "es", threshold=threshold))
     except (ValueError, IndexError):  # a defensive guard: the library parses free text
         return text
 

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conversations.catalog import Catalogue
 from conversations.packages import ListedPackage, Offer
-from storage.models import CataloguePackageRow
+from storage.models import CataloguePackageRow, table_of
 
-_TABLE = CataloguePackageRow.__table__
+_TABLE = table_of(CataloguePackageRow)
 _C = _TABLE.c
 # Every write bumps its row's revision: the sum changes with any edit, whatever the clock says.
 _STAMP = select(func.count(), func.sum(_C.revision))

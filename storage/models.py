@@ -240,6 +240,8 @@ class SandboxCheckoutRow(SQLModel, table=True):
     state: str  # paid, expired
     card_brand: str | None = None
     at: datetime = Field(sa_type=UtcDateTime)
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a ``table=True`` model, for the statements built on it."""
     # SQLAlchemy's declarative mapping sets __table__; SQLModel's type hints do not declare it.

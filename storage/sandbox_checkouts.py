@@ -10,9 +10,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.models import SandboxCheckoutRow
+from storage.models import SandboxCheckoutRow, table_of
 
-_TABLE = SandboxCheckoutRow.__table__
+_TABLE = table_of(SandboxCheckoutRow)
 
 
 @dataclass
