@@ -29,6 +29,7 @@ from adapters.stripe_payments import StripePayments
 from adapters.telegram_alerts import TelegramAlerts
 from adapters.telegram_messenger import TelegramMessenger
 from bot import web
+from bot.admin import console
 from bot.messengers import ChannelRouter
 from bot.payments import stripe_webhook
 from bot.promo_admin import promo_admin
@@ -310,7 +311,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
         *whatsapp_routes(settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock)),
         *telegram_routes,
-    ]
+        console(settings, engine, fulfilment=fulfilment, contacts=contacts, audit=audit,
+                clock=clock),
+    ]  # fmt: skip
     app.router.routes.extend(routes)
     app.state.services = Services(
         settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from bot import logs, privacy_cli, promo_cli
+from bot import logs, operators_cli, privacy_cli, promo_cli
 from bot.app import build
 from bot.settings import Settings
 from bot.terminal import run_demo
@@ -76,6 +76,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "keys": privacy_cli.keys_command,
     "retention": privacy_cli.retention_command,
     "promo": promo_cli.run,
+    "operators": operators_cli.run,
 }
 
 
@@ -97,4 +98,5 @@ def _parser() -> argparse.ArgumentParser:
     revision.add_argument("message", help="qué cambia, en pocas palabras")
     privacy_cli.add_parsers(commands)
     promo_cli.add_parser(commands)
+    operators_cli.add_parser(commands)
     return parser

@@ -205,3 +205,29 @@ class CampaignRecipientRow(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customers.id")
     state: str  # pending, sending, sent, failed, blocked, opted_out, skipped, unknown
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class OrderEventRow(SQLModel, table=True):
+    """One state an order reached, when and why: the operators' timeline (written with the move)."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order", "order_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id")
+    state: str
+    cause: str | None = None  # a webhook event id, a provider's refusal code, an operator action
+    at: datetime = Field(sa_type=UtcDateTime)
+
+
+class OperatorRow(SQLModel, table=True):
+    """A person who may sign in to the web console (bot.admin); disabled ones keep their row."""
+
+    __tablename__ = "operators"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)  # their login, lower case; staff, not customers
+    role: str  # "admin" or "agent"
+    password_hash: str  # argon2id, with its parameters and salt
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
