@@ -41,12 +41,14 @@ OUTCOMES = {
     RecipientState.UNKNOWN: "Desconocidos",
 }
 CHANNELS = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
+DOCUMENTS = {"dni": "DNI", "ce": "CE", "pasaporte": "Pasaporte"}
 
 
 def install(env: Environment) -> None:
     env.filters.update(
         soles=soles, lima=lima, state=lambda s: STATES.get(s, s),
         action=lambda a: ACTIONS.get(a, a), channel=lambda c: CHANNELS.get(c, c),
+        doctype=lambda d: DOCUMENTS.get(d, d),
         msisdn=mask_msisdn, document=mask_document, name=mask_name, percent=percent,
     )  # fmt: skip
 
