@@ -1,8 +1,8 @@
 """What the web console reads: the dashboard's figures, order search and an order's timeline.
 
 Read-only: every change an operator makes goes through the use cases (conversations.fulfilment).
-Days are Lima's (UTC-5, no daylight saving), as the operators count them; grouping by day is
-done here rather than in SQL, so SQLite and PostgreSQL share one statement.
+Days are Lima's (UTC-5, no daylight saving), as the operators count them, and the database
+groups by them (each dialect has its own date function).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import OrderState
@@ -61,16 +61,14 @@ def lima_day_start(day: date) -> datetime:
 
 
 async def dashboard(engine: AsyncEngine, *, now: datetime) -> Dashboard:
-    """The dashboard's figures, in two statements over the last 30 days."""
+    """The dashboard's figures: one pass over the last 30 days, and the held orders."""
     today = now.astimezone(LIMA).date()
-    since, today_start = lima_day_start(today - timedelta(days=29)), lima_day_start(today)
+    day = _lima_day(engine)
+    keys = (day, _O.state, _O.channel, _O.product_name)
     grouped = (
-        select(_O.state, _O.channel, _O.product_name, func.count(), func.sum(_O.amount_cents))
-        .where(_O.created_at >= since)
-        .group_by(_O.state, _O.channel, _O.product_name)
-    )
-    completed = select(_O.created_at, _O.amount_cents, _O.channel, _O.state).where(
-        _O.created_at >= since, _O.state.in_([s.value for s in PAID_STATES])
+        select(*keys, func.count(), func.sum(_O.amount_cents))
+        .where(_O.created_at >= lima_day_start(today - timedelta(days=29)))
+        .group_by(*keys)
     )
     held = (
         select(_O.id, _O.failure, _O.amount_cents, _O.refund_after, _O.created_at)
@@ -80,14 +78,14 @@ async def dashboard(engine: AsyncEngine, *, now: datetime) -> Dashboard:
     )
     async with engine.connect() as db:
         groups = (await db.execute(grouped)).all()
-        paid_rows = (await db.execute(completed)).all()
         held_rows = [row._asdict() for row in (await db.execute(held)).all()]
     board = Dashboard(
         Figures(), Figures(), Figures(), Figures(), Figures(), _empty_days(today), Counter(),
         held_rows, None, None,
     )  # fmt: skip
-    _sum_groups(board, groups)
-    _sum_days(board, paid_rows, today_start)
+    for row in groups:
+        _add(board, *row, today=today.isoformat())
+    _rates(board)
     return board
 
 
@@ -98,14 +96,26 @@ def _empty_days(today: date) -> Figures:
     return days
 
 
-def _sum_groups(board: Dashboard, groups: list[Any]) -> None:
-    for state, channel, product, count, cents in groups:
-        board.by_state[state] += count
-        if state in PAID_STATES:
-            board.month_sales.add(channel, count, cents or 0)
-        if state == S.COMPLETED.value:
-            board.month_topups.add(channel, count, cents or 0)
-            board.by_product.add(product, count, cents or 0)
+def _add(
+    board: Dashboard, day: object, state: str, channel: str, product: str, count: int,
+    cents: int | None, *, today: str,
+) -> None:  # fmt: skip
+    """Count one (day, state, channel, product) group where it shows."""
+    cents, on_day = cents or 0, str(day)  # SQLite answers the day as text, PostgreSQL as a date
+    board.by_state[state] += count
+    if state in PAID_STATES:
+        board.month_sales.add(channel, count, cents)
+        if on_day == today:
+            board.today_sales.add(channel, count, cents)
+    if state == S.COMPLETED.value:
+        board.month_topups.add(channel, count, cents)
+        board.by_product.add(product, count, cents)
+        board.by_day.add(on_day, count, cents)
+        if on_day == today:
+            board.today_topups.add(channel, count, cents)
+
+
+def _rates(board: Dashboard) -> None:
     states = board.by_state
     ended_links = sum(states[s] for s in PAID_STATES) + states[S.EXPIRED.value]
     if ended_links:
@@ -115,15 +125,12 @@ def _sum_groups(board: Dashboard, groups: list[Any]) -> None:
         board.topup_failure_rate = sum(states[s] for s in TOPUP_FAILURES) / tried
 
 
-def _sum_days(board: Dashboard, rows: list[Any], today_start: datetime) -> None:
-    for created_at, cents, channel, state in rows:
-        today = created_at >= today_start
-        if today:
-            board.today_sales.add(channel, 1, cents)
-        if state == S.COMPLETED.value:
-            board.by_day.add(created_at.astimezone(LIMA).date().isoformat(), 1, cents)
-            if today:
-                board.today_topups.add(channel, 1, cents)
+def _lima_day(engine: AsyncEngine) -> ColumnElement[Any]:
+    """The Lima date of an order, computed by the database: grouping there reads a few hundred
+    rows instead of a month of orders (the dashboard took 0.3 s with 10,000 orders)."""
+    if engine.dialect.name == "postgresql":
+        return func.date(func.timezone("America/Lima", _O.created_at))
+    return func.date(_O.created_at, "-5 hours")  # SQLite keeps UTC wall times as text
 
 
 @dataclass(frozen=True)

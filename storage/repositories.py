@@ -203,7 +203,8 @@ class SqlOrders:
             if moved.rowcount != 1:
                 await db.rollback()  # the event stays unrecorded, so a retry can still apply it
                 return False
-            await _add_event(db, order_id, to, at=at, cause=event_id or changes.failure)
+            if from_ != {to}:  # a change of state, not of details (a checkout attached)
+                await _add_event(db, order_id, to, at=at, cause=event_id or changes.failure)
             await db.commit()
             return True
 

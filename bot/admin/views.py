@@ -41,6 +41,7 @@ OUTCOMES = {
     RecipientState.UNKNOWN: "Desconocidos",
 }
 CHANNELS = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
+CAMPAIGNS = {"draft": "borrador", "sending": "enviando", "done": "terminada"}
 DOCUMENTS = {"dni": "DNI", "ce": "CE", "pasaporte": "Pasaporte"}
 
 
@@ -48,7 +49,7 @@ def install(env: Environment) -> None:
     env.filters.update(
         soles=soles, lima=lima, state=lambda s: STATES.get(s, s),
         action=lambda a: ACTIONS.get(a, a), channel=lambda c: CHANNELS.get(c, c),
-        doctype=lambda d: DOCUMENTS.get(d, d),
+        doctype=lambda d: DOCUMENTS.get(d, d), campaign=lambda c: CAMPAIGNS.get(c, c),
         msisdn=mask_msisdn, document=mask_document, name=mask_name, percent=percent,
     )  # fmt: skip
 
@@ -94,6 +95,7 @@ def progress(tally: dict[str, int], *, state: str, running: bool) -> dict[str, A
     done = sum(tally.get(s.value, 0) for s in OUTCOMES)
     return {
         "state": state,
+        "state_label": CAMPAIGNS.get(state, state),
         "running": running,
         "total": total,
         "done": done,

@@ -180,4 +180,3 @@ def screenshot(driver: WebDriver, name: str) -> None:
 
 def text_of(driver: WebDriver, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
-

@@ -7,9 +7,9 @@ function drawCharts() {
   if (!source || typeof Chart === "undefined") return;
   const data = JSON.parse(source.textContent);
   const soles = (series) => ({ labels: series.labels, datasets: [{ label: "S/", data: series.soles }] });
-  const options = { responsive: true, animation: false, plugins: { legend: { display: false } } };
+  const options = { responsive: true, aspectRatio: 2, animation: false, plugins: { legend: { display: false } } };
   new Chart(document.getElementById("chart-days"), { type: "bar", data: soles(data.days), options });
-  new Chart(document.getElementById("chart-channels"), { type: "doughnut", data: soles(data.channels), options: { animation: false } });
+  new Chart(document.getElementById("chart-channels"), { type: "doughnut", data: soles(data.channels), options: { aspectRatio: 2, animation: false } });
   new Chart(document.getElementById("chart-products"), { type: "bar", data: soles(data.products), options: { ...options, indexAxis: "y" } });
   new Chart(document.getElementById("chart-states"), {
     type: "bar", options,
@@ -22,7 +22,7 @@ function showProgress(box, progress) {
   for (const key of ["percent", "done", "total"]) {
     document.getElementById(key).textContent = progress[key];
   }
-  document.getElementById("campaign-state").textContent = progress.state;
+  document.getElementById("campaign-state").textContent = progress.state_label;
   for (const [state, count] of Object.entries(progress.counts)) {
     document.getElementById("count-" + state).textContent = count;
   }
