@@ -185,9 +185,10 @@ class CampaignRow(SQLModel, table=True):
     recharged_only: bool = False  # only customers with at least one completed order
     template_sid: str | None = None  # WhatsApp Content API template, outside the 24-hour window
     template_vars: str | None = None  # its content variables, a JSON object
-    state: str  # draft, sending, done
+    state: str  # draft, sending, done, cancelled (a draft dropped before it went out)
     created_by: str  # "cli" or a masked admin id
     created_at: datetime = Field(sa_type=UtcDateTime)
+    send_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # a draft's schedule
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 

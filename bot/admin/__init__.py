@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.routing import Mount
 
 from bot.admin.console import Console
 from bot.admin.security import Sessions
@@ -40,10 +39,10 @@ def console(
     contacts: Contacts,
     audit: SqlAudit,
     clock: Callable[[], datetime],
-) -> Mount:
-    """The console's routes under /admin."""
+) -> Console:
+    """The console; its ``mount()`` is the routes under /admin."""
     sessions = make_sessionmaker(engine)
     return Console(
         settings, engine, SqlOperators(sessions), audit, fulfilment,
         SqlCampaigns(sessions, clock=clock), contacts, Sessions(session_key(settings)), clock,
-    ).mount()  # fmt: skip
+    )  # fmt: skip

@@ -43,12 +43,13 @@ from bot.admin.security import (
 )
 from bot.promos import UsageError, audience_of, configured, promo_of, run_campaign
 from bot.settings import Settings
+from conversations.broadcast import Promo
 from conversations.catalog import parse_msisdn
 from conversations.errors import DeliveryFailed, NotDeliverableNow, PaymentProviderError
 from conversations.fulfilment import Fulfilment
 from conversations.ports import Contacts
 from storage import console as queries
-from storage.campaigns import SqlCampaigns
+from storage.campaigns import Audience, SqlCampaigns
 from storage.operators import Operator, Role, SqlOperators
 from storage.privacy import SqlAudit
 
@@ -296,15 +297,16 @@ class Console:
             context["draft"] = draft
             try:
                 promo, audience = self._promo(draft)
+                send_at = _lima_time(draft["send_at"])
             except (UsageError, ValueError) as error:
                 return self.render(ctx.request, "promos.html", ctx.session, ctx.operator,
                                    error=str(error), status=400, **context)  # fmt: skip
             if ctx.field("intent") == "send":
-                return await self._send(ctx, promo, audience)
+                return await self._send(ctx, promo, audience, send_at)
             context |= {"preview": promo, "sizes": await self.campaigns.audience_size(audience)}
         return self.render(ctx.request, "promos.html", ctx.session, ctx.operator, **context)
 
-    def _promo(self, draft: dict[str, str]) -> tuple[Any, Any]:
+    def _promo(self, draft: dict[str, str]) -> tuple[Promo, Audience]:
         promo = promo_of(draft["text"], draft["image_url"] or None,
                          draft["template"] or None, draft["template_vars"] or None)  # fmt: skip
         days = int(draft["inactive_days"]) if draft["inactive_days"] else None
@@ -313,19 +315,32 @@ class Console:
         )
         return promo, audience
 
-    async def _send(self, ctx: Ctx, promo: Any, audience: Any) -> Response:
+    async def _send(
+        self, ctx: Ctx, promo: Promo, audience: Audience, send_at: datetime | None
+    ) -> Response:
+        """Send now, or store the campaign for the worker to start at ``send_at``."""
         if ctx.operator.role is not Role.ADMIN:
             await self._record(ctx.operator, "promo_send", False)
             message = "Solo un administrador puede enviar promociones."
             return self.render(ctx.request, "error.html", ctx.session, ctx.operator,
                                message=message, status=403)  # fmt: skip
+        later = send_at is not None and send_at > self.clock()
         campaign_id = await self.campaigns.create(
-            promo, audience, created_by=f"console:{ctx.operator.id}"
-        )
-        await self.campaigns.start(campaign_id)
-        await self._record(ctx.operator, "promo_send", True, f"campaign:{campaign_id}")
-        self._run(campaign_id)
+            promo, audience, created_by=f"console:{ctx.operator.id}",
+            send_at=send_at if later else None,
+        )  # fmt: skip
+        action = "promo_schedule" if later else "promo_send"
+        await self._record(ctx.operator, action, True, f"campaign:{campaign_id}")
+        if not later and await self.campaigns.start(campaign_id):
+            self._run(campaign_id)
         return RedirectResponse(f"/admin/promos/{campaign_id}", 303)
+
+    async def start_due(self) -> None:
+        """Start the scheduled campaigns whose time has come (each pass of the worker); the
+        conditional start lets only one replica send each."""
+        for campaign_id in await self.campaigns.due():
+            if await self.campaigns.start(campaign_id):
+                self._run(campaign_id)
 
     def _run(self, campaign_id: int) -> None:
         task = asyncio.get_running_loop().create_task(run_campaign(
@@ -354,16 +369,19 @@ class Console:
                               running=campaign_id in self.sending)  # fmt: skip
 
     async def promo_action(self, ctx: Ctx) -> Response:
-        """Pause (stop this run: rows left stay pending) or resume a campaign being sent."""
+        """Pause (stop this run: rows left stay pending) or resume a campaign being sent; cancel
+        one scheduled for later."""
         campaign_id, action = (
             ctx.request.path_params["campaign_id"],
             ctx.request.path_params["action"],
         )
-        if action not in ("pause", "resume"):
+        if action not in ("pause", "resume", "cancel"):
             return Response("Not Found", 404)
         allowed = ctx.operator.role is Role.ADMIN
         await self._record(ctx.operator, f"promo_{action}", allowed, f"campaign:{campaign_id}")
         task = self.sending.get(campaign_id)
+        if allowed and action == "cancel":
+            await self.campaigns.cancel(campaign_id)
         if allowed and action == "pause" and task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -382,11 +400,21 @@ class Console:
 ORDER_ACTIONS = frozenset({"reveal", "retry", "refund", "resend"})
 ADMIN_ONLY = frozenset({"reveal", "refund"})
 PROMO_FIELDS = ("text", "image_url", "template", "template_vars", "channel", "inactive_days",
-                "recharged")  # fmt: skip
+                "recharged", "send_at")  # fmt: skip
 
 
 def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
+
+
+def _lima_time(text: str) -> datetime | None:
+    """A datetime-local field's value, read as Lima time; ValueError if malformed."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=queries.LIMA)
+    except ValueError:
+        raise ValueError("Fecha y hora de envío no válidas.") from None
 
 
 def _day(text: str) -> date | None:

@@ -41,7 +41,12 @@ OUTCOMES = {
     RecipientState.UNKNOWN: "Desconocidos",
 }
 CHANNELS = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
-CAMPAIGNS = {"draft": "borrador", "sending": "enviando", "done": "terminada"}
+CAMPAIGNS = {
+    "draft": "programada",
+    "sending": "enviando",
+    "done": "terminada",
+    "cancelled": "cancelada",
+}
 DOCUMENTS = {"dni": "DNI", "ce": "CE", "pasaporte": "Pasaporte"}
 
 

@@ -3,11 +3,21 @@ audited reveals, security headers, the timeline, and actions through the use cas
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import httpx
+from pydantic import SecretStr
+
+from bot.app import Overrides, build
 from conversations.model import OrderState
+from storage.campaigns import SqlCampaigns
+from storage.db import make_sessionmaker
+from storage.operators import Role
 from tests.admin.conftest import ADMIN, AGENT, Console
+from tests.fake_telegram import FakeBotApi, serving
 from tests.fakes import RecordingMessenger
+from tests.promos.conftest import Customers
 
 
 async def test_without_operators_the_console_is_not_there(console: Console):
@@ -222,3 +232,56 @@ async def test_the_dashboard_counts_held_orders_and_sales(staffed: Console, mess
 
     assert "Retenidos (1)" in page.text
     assert 'id="today-sales">S/ 10.00<' in page.text
+
+
+async def test_a_scheduled_promo_waits_for_its_time_and_a_cancelled_one_never_goes(
+    settings, clock, messenger
+):
+    api = FakeBotApi()
+    async with serving(api) as url:
+        telegram = {
+            "telegram_bot_token": SecretStr("123:console"), "telegram_api_base_url": url,
+            "telegram_webhook_secret": SecretStr("console_secret"),
+            "promo_telegram_per_chat_seconds": 0,
+        }  # fmt: skip
+        app = build(
+            settings.model_copy(update=telegram),
+            overrides=Overrides(clock=clock, messenger=messenger),
+        )
+        async with app.state.services.lifetime(background=False) as services:
+            console = Console(services, httpx.ASGITransport(app=app))
+            await console.add_operator(ADMIN, Role.ADMIN)
+            keys = await Customers.of(services.engine).many(1, 3)
+            browser = console.browser()
+            await browser.login(ADMIN)
+            at_11 = {
+                "text": "¡Promo!",
+                "channel": "telegram",
+                "intent": "send",
+                "send_at": "2026-11-25T11:00",
+            }  # fmt: skip  (the clock reads 10:00 in Lima)
+            kept = await browser.post("/admin/promos", at_11)
+            dropped = await browser.post("/admin/promos", at_11)
+            await browser.get(dropped.headers["location"])
+            await browser.post(f"{dropped.headers['location']}/cancel", {})
+
+            await services.worker.run_once()
+            early = len(api.of("sendMessage"))
+            clock.advance(hours=1)
+            await services.worker.run_once()
+            await api.wait_for(lambda: len(api.of("sendMessage")) == 3)
+            await _campaigns_sent()
+
+            campaigns = SqlCampaigns(make_sessionmaker(services.engine))
+            states = [(c.id, c.state) for c in await campaigns.latest()]
+
+    assert kept.status_code == dropped.status_code == 303
+    assert early == 0
+    assert states == [(2, "cancelled"), (1, "done")]
+    assert {call.params["chat_id"] for call in api.of("sendMessage")} == {k.chat_id for k in keys}
+
+
+async def _campaigns_sent() -> None:
+    """Wait for the console's background sends to end."""
+    running = [t for t in asyncio.all_tasks() if t.get_coro().__name__ == "run_campaign"]
+    await asyncio.gather(*running)
