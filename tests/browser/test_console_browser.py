@@ -25,11 +25,20 @@ def test_log_in_see_the_dashboard_and_log_out(driver: WebDriver, site: Site):
         ".map(id => Chart.getChart(id) !== undefined)"
     )
     screenshot(driver, "dashboard")
+    driver.set_window_size(412, 915)  # a phone
+    driver.refresh()
+    wait_for(driver, lambda d: d.find_elements(By.ID, "today-sales"))
+    overflow = driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    screenshot(driver, "dashboard-phone")
+    driver.set_window_size(1280, 1400)
     driver.find_element(By.ID, "logout").click()
     wait_for(driver, lambda d: d.find_elements(By.ID, "login"))
     driver.get(f"{site.url}/admin/")
 
     assert charts == [True, True, True, True]
+    assert overflow == 0  # nothing wider than the phone's screen
     assert text_of(driver, "login") == "Ingresar"  # sent back to the login page
 
 
