@@ -119,11 +119,12 @@ class Console:
         """Wrap a handler: console on, signed in, CSRF checked on POST."""
 
         async def endpoint(request: Request) -> Response:
-            if not await self.operators.any_enabled():
-                return Response("Not Found", 404)
             session = self.cookies.read(request.cookies.get(COOKIE))
             operator = await self._signed_in(session)
             if session is None or operator is None:
+                # Only then ask whether anyone may sign in: a signed-in page saves the query.
+                if not await self.operators.any_enabled():
+                    return Response("Not Found", 404)
                 return RedirectResponse("/admin/login", 303)
             form = None
             if request.method == "POST":

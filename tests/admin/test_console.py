@@ -13,7 +13,7 @@ from bot.app import Overrides, build
 from conversations.model import OrderState
 from storage.campaigns import SqlCampaigns
 from storage.db import make_sessionmaker
-from storage.operators import Role
+from storage.operators import Role, SqlOperators
 from tests.admin.conftest import ADMIN, AGENT, Console
 from tests.fake_telegram import FakeBotApi, serving
 from tests.fakes import RecordingMessenger
@@ -285,3 +285,18 @@ async def _campaigns_sent() -> None:
     """Wait for the console's background sends to end."""
     running = [t for t in asyncio.all_tasks() if t.get_coro().__name__ == "run_campaign"]
     await asyncio.gather(*running)
+
+
+async def test_disabling_the_last_account_signs_it_out_and_turns_the_console_off(console):
+    await console.add_operator(ADMIN, Role.ADMIN)
+    browser = console.browser()
+    await browser.login(ADMIN)
+    before = await browser.get("/admin/orders")
+
+    await SqlOperators(make_sessionmaker(console.services.engine)).disable(
+        ADMIN, at=console.services.fulfilment.clock()
+    )
+    after = await browser.get("/admin/orders")
+
+    assert before.status_code == 200
+    assert after.status_code == 404
