@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -43,9 +44,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Who may get promos now (storage.campaigns): an audience's size is read from this index alone,
+# 4 ms instead of 200 ms over 50,000 customers (bench/console_bench.py).
+_PROMO_AUDIENCE = text(
+    "promos_opt_in_at IS NOT NULL AND consent_version IS NOT NULL"
+    " AND opted_out_at IS NULL AND unreachable_at IS NULL"
+)
+
+
 class CustomerRow(SQLModel, table=True):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("channel", "chat_hash"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "chat_hash"),
+        Index(
+            "ix_customers_promo_audience", "channel",
+            sqlite_where=_PROMO_AUDIENCE, postgresql_where=_PROMO_AUDIENCE,
+        ),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str
