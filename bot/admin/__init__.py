@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.console import Console
-from bot.admin.security import Sessions
+from bot.admin.security import Cookies
 from bot.settings import Settings
 from conversations.fulfilment import Fulfilment
 from conversations.ports import Contacts
@@ -44,5 +44,5 @@ def console(
     sessions = make_sessionmaker(engine)
     return Console(
         settings, engine, SqlOperators(sessions), audit, fulfilment,
-        SqlCampaigns(sessions, clock=clock), contacts, Sessions(session_key(settings)), clock,
+        SqlCampaigns(sessions, clock=clock), contacts, Cookies(session_key(settings)), clock,
     )  # fmt: skip

@@ -32,9 +32,9 @@ from bot.admin import views
 from bot.admin.security import (
     COOKIE,
     DUMMY_HASH,
+    Cookies,
     SecurityHeaders,
     Session,
-    Sessions,
     Throttle,
     hash_password,
     needs_rehash,
@@ -85,7 +85,7 @@ class Console:
     fulfilment: Fulfilment
     campaigns: SqlCampaigns
     contacts: Contacts
-    cookies: Sessions
+    cookies: Cookies
     clock: Callable[[], datetime]
     per_account: Throttle = field(default_factory=lambda: Throttle(limit=5, window=900))
     per_address: Throttle = field(default_factory=lambda: Throttle(limit=20, window=900))
@@ -179,7 +179,7 @@ class Console:
         """Show the sign-in form; check a posted one (throttled per account and per address)."""
         if not await self.operators.any_enabled():
             return Response("Not Found", 404)
-        session = self.cookies.read(request.cookies.get(COOKIE)) or Sessions.fresh()
+        session = self.cookies.read(request.cookies.get(COOKIE)) or Cookies.fresh()
         if request.method == "GET":
             return self.render(request, "login.html", session)
         form = await request.form()
@@ -202,7 +202,7 @@ class Console:
         self.per_account.forget(email)
         await self._record(operator, "login", True)
         response = RedirectResponse("/admin/", 303)
-        self._set_cookie(request, response, Sessions.fresh(operator.id))  # a new CSRF token
+        self._set_cookie(request, response, Cookies.fresh(operator.id))  # a new CSRF token
         return response
 
     async def _check(self, email: str, password: str) -> Operator | None:

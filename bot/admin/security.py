@@ -69,7 +69,7 @@ class Session:
     operator_id: int | None = None
 
 
-class Sessions:
+class Cookies:
     """Signs and reads the session cookie."""
 
     def __init__(self, key: str, *, max_age: int = SESSION_SECONDS) -> None:

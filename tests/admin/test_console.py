@@ -18,6 +18,7 @@ from tests.admin.conftest import ADMIN, AGENT, Console
 from tests.fake_telegram import FakeBotApi, serving
 from tests.fakes import RecordingMessenger
 from tests.promos.conftest import Customers
+from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
 
 
 async def test_without_operators_the_console_is_not_there(console: Console):
@@ -300,3 +301,17 @@ async def test_disabling_the_last_account_signs_it_out_and_turns_the_console_off
 
     assert before.status_code == 200
     assert after.status_code == 404
+
+
+async def test_resending_the_last_notice_tells_the_customer_again(staffed: Console, messenger):
+    customer = Customer(staffed.services, messenger)
+    await customer.say(*NEW_CUSTOMER_TO_SUMMARY, "Confirmar")
+    await customer.pay()
+    order_id = next(iter(staffed.services.topups.posts))  # type: ignore[attr-defined]
+    browser = staffed.browser()
+    await browser.login(AGENT)
+
+    page = await browser.post(f"/admin/orders/{order_id}/resend", {})
+
+    assert "Aviso reenviado" in page.text
+    assert sum("Recarga exitosa" in text for text in customer.texts()) == 2
