@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,24 +107,30 @@ class Throttle:
     limit: int
     window: float
     clock: Callable[[], float] = time.monotonic
-    _failures: defaultdict[str, deque[float]] = field(
-        default_factory=lambda: defaultdict(deque), repr=False
-    )
+    sweep_above: int = 10_000  # keys kept before those with nothing recent are dropped
+    _failures: dict[str, deque[float]] = field(default_factory=dict, repr=False)
 
     def blocked(self, key: str) -> bool:
-        return len(self._recent(key)) >= self.limit
+        failures = self._failures.get(key)
+        return failures is not None and self._recent(failures) >= self.limit
 
     def failed(self, key: str) -> None:
-        self._recent(key).append(self.clock())
+        failures = self._failures.setdefault(key, deque())
+        self._recent(failures)
+        failures.append(self.clock())
+        if len(self._failures) > self.sweep_above:  # a guesser trying many emails
+            for stale in [k for k, times in self._failures.items() if not self._recent(times)]:
+                del self._failures[stale]
 
     def forget(self, key: str) -> None:
         self._failures.pop(key, None)
 
-    def _recent(self, key: str) -> deque[float]:
-        failures, oldest = self._failures[key], self.clock() - self.window
+    def _recent(self, failures: deque[float]) -> int:
+        """Drop the failures older than the window; how many are left."""
+        oldest = self.clock() - self.window
         while failures and failures[0] < oldest:
             failures.popleft()
-        return failures
+        return len(failures)
 
 
 class SecurityHeaders:
