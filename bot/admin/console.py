@@ -237,6 +237,8 @@ class Console:
         day = _day(given["day"])
         query = queries.OrderQuery(given["id"] or None, msisdn, day)
         found = await queries.search(self.engine, query)
+        if msisdn:  # looking a person up by their number is itself worth a trace
+            await self._record(ctx.operator, "search_phone", True, f"found:{len(found)}")
         error = None
         if given["phone"] and msisdn is None:
             error = "Número no válido: 9 dígitos que empiezan con 9."

@@ -31,6 +31,7 @@ ACTIONS = {
     "retry": "Reintentó la recarga",
     "refund": "Devolvió el pago",
     "resend": "Reenvió el aviso",
+    "search_phone": "Buscó por número",
 }
 OUTCOMES = {
     RecipientState.SENT: "Enviados",

@@ -120,8 +120,13 @@ async def test_an_agent_sees_masked_data_and_cannot_reveal_it(staffed, messenger
     assert "M*** Q***" in page.text and "María" not in page.text
     assert reveal.status_code == 403
     assert 'id="reveal"' not in page.text
-    entries = await staffed.services.audit.entries()
-    assert [(e.action, e.allowed, e.target) for e in entries][-1] == ("reveal", False, order_id)
+    entries = [
+        (e.actor, e.action, e.allowed, e.target) for e in await staffed.services.audit.entries()
+    ]
+    assert entries[-2:] == [
+        (f"console:{AGENT}", "search_phone", True, "found:1"),
+        (f"console:{AGENT}", "reveal", False, order_id),
+    ]
 
 
 async def test_an_admin_reveals_and_the_reveal_is_audited(staffed: Console, messenger):
