@@ -113,9 +113,7 @@ class Console:
             "/admin", app=Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
         )
 
-    def page(
-        self, handler: Handler, *, admin: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Wrap a handler: console on, signed in, CSRF checked on POST."""
 
         async def endpoint(request: Request) -> Response:
@@ -150,7 +148,10 @@ class Console:
     ) -> Response:  # fmt: skip
         context |= {"csrf": session.csrf, "operator": operator, "now": self.clock()}
         response = templates.TemplateResponse(request, name, context, status_code=status)
-        self._set_cookie(request, response, session)
+        if self.cookies.read(request.cookies.get(COOKIE)) != session:
+            # Only a new session gets a cookie: re-signing on every page would let an active
+            # session outlive its 8 hours.
+            self._set_cookie(request, response, session)
         return response
 
     def _set_cookie(self, request: Request, response: Response, session: Session) -> None:

@@ -9,6 +9,8 @@ import re
 import httpx
 from pydantic import SecretStr
 
+from bot.admin import session_key
+from bot.admin.security import COOKIE, Cookies
 from bot.app import Overrides, build
 from conversations.model import OrderState
 from storage.campaigns import SqlCampaigns
@@ -320,3 +322,18 @@ async def test_resending_the_last_notice_tells_the_customer_again(staffed: Conso
 
     assert "Aviso reenviado" in page.text
     assert sum("Recarga exitosa" in text for text in customer.texts()) == 2
+
+
+async def test_a_session_is_not_renewed_by_use_and_its_age_is_checked_server_side(staffed):
+    browser = staffed.browser()
+    await browser.login(ADMIN)
+    pages = [await browser.get("/admin/orders") for _ in range(3)]
+    cookie = browser.client.cookies.get(COOKIE)
+    key = session_key(staffed.services.settings)
+
+    now = Cookies(key).read(cookie)
+    past_its_age = Cookies(key, max_age=-1).read(cookie)
+
+    assert all("set-cookie" not in page.headers for page in pages)  # 8 h from sign-in, not use
+    assert now is not None and now.operator_id is not None
+    assert past_its_age is None
