@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from bench.console_data import seed
 from bot.admin.security import hash_password
@@ -39,7 +40,7 @@ async def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         _env_file=None, database_url=args.database_url or f"sqlite+aiosqlite:///{folder}/b.db",
         sandbox_secret_path=folder / "sandbox-secret", public_base_url="http://127.0.0.1",
         # A channel for the promo preview; nothing is sent, so the credentials are never used.
-        twilio_account_sid="AC" + "0" * 32, twilio_auth_token="bench-token",
+        twilio_account_sid="AC" + "0" * 32, twilio_auth_token=SecretStr("bench-token"),
         twilio_whatsapp_from="whatsapp:+51900000000",
     )  # fmt: skip
     app = build(settings)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from conversations.model import OrderState
 from storage.models import CustomerRow, OrderEventRow, OrderRow
@@ -49,8 +50,9 @@ async def seed(
     return the order ids."""
     draw = random.Random(seed)
     async with engine.begin() as db:
-        first = (await db.execute(select(CustomerRow.id).order_by(CustomerRow.id.desc()))).first()
-        base = (first[0] if first else 0) + 1
+        last = select(col(CustomerRow.id)).order_by(col(CustomerRow.id).desc())
+        first = (await db.execute(last)).first()
+        base = 1 + (first[0] or 0 if first else 0)
         rows = [_customer(base + n, now, draw) for n in range(customers)]
         for start in range(0, len(rows), BATCH):
             await db.execute(insert(CustomerRow.__table__), rows[start : start + BATCH])

@@ -200,7 +200,7 @@ class SqlCampaigns:
     async def due(self) -> list[int]:
         """Scheduled drafts whose time has come, oldest first."""
         stmt = (
-            select(CampaignRow.id)
+            select(col(CampaignRow.id))
             .where(col(CampaignRow.state) == "draft", col(CampaignRow.send_at) <= self.clock())
             .order_by(col(CampaignRow.send_at))
         )

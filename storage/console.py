@@ -77,14 +77,14 @@ async def dashboard(engine: AsyncEngine, *, now: datetime) -> Dashboard:
         .limit(SEARCH_LIMIT)
     )
     async with engine.connect() as db:
-        groups = (await db.execute(grouped)).all()
+        groups: list[Any] = list((await db.execute(grouped)).all())
         held_rows = [row._asdict() for row in (await db.execute(held)).all()]
     board = Dashboard(
         Figures(), Figures(), Figures(), Figures(), Figures(), _empty_days(today), Counter(),
         held_rows, None, None,
     )  # fmt: skip
-    for row in groups:
-        _add(board, *row, today=today.isoformat())
+    for day_, state, channel, product, count, cents in groups:
+        _add(board, day_, state, channel, product, count, cents, today=today.isoformat())
     _rates(board)
     return board
 
