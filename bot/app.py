@@ -31,6 +31,7 @@ from adapters.telegram_alerts import TelegramAlerts
 from adapters.telegram_messenger import TelegramMessenger
 from bot import payments as stripe_route
 from bot import web, whatsapp
+from bot.admin import console
 from bot.edge import Edge, EdgeLimits
 from bot.messengers import ChannelRouter
 from bot.promo_admin import promo_admin
@@ -367,7 +368,14 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
         alerts=alerts, retry=retry_policy(settings),
     )  # fmt: skip
-    worker = Worker(fulfilment.resume, interval=settings.reconcile_interval_seconds)
+    admin = console(settings, engine, fulfilment=fulfilment, contacts=contacts, audit=audit,
+                    clock=clock)  # fmt: skip
+
+    async def background_pass() -> None:
+        await fulfilment.resume()
+        await admin.start_due()  # promos scheduled from the console
+
+    worker = Worker(background_pass, interval=settings.reconcile_interval_seconds)
     channel, telegram_routes = (
         telegram_channel(bot_app, settings, TelegramHandlers(
             chat, contacts, chat.messenger, orders.day_stats, settings.admin_telegram_ids, clock,
@@ -392,6 +400,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
         *whatsapp_routes(settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock)),
         *telegram_routes,
+        admin.mount(),
     ]
     app.router.routes.extend(routes)
     app.state.services = Services(

@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from bot import catalogue_cli, logs, privacy_cli, promo_cli
+from bot import catalogue_cli, logs, operators_cli, privacy_cli, promo_cli
 from bot.app import Services, StartupError, build, freeze_startup_heap
 from bot.settings import Settings
 from bot.terminal import run_demo
@@ -117,6 +117,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "retention": privacy_cli.retention_command,
     "promo": promo_cli.run,
     "catalogue": catalogue_cli.run,
+    "operators": operators_cli.run,
 }
 
 
@@ -146,4 +147,5 @@ def _parser() -> argparse.ArgumentParser:
     privacy_cli.add_parsers(commands)
     promo_cli.add_parser(commands)
     catalogue_cli.add_parser(commands)
+    operators_cli.add_parser(commands)
     return parser

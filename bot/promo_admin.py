@@ -19,7 +19,7 @@ from typing import Any
 from telegram import Update, User
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.promos import broadcaster, configured, promo_channels
+from bot.promos import configured, run_campaign
 from bot.settings import Settings
 from bot.telegram import NOT_ADMIN, AuditLog, chat_key
 from conversations.broadcast import Promo
@@ -130,16 +130,7 @@ def promo_admin(
     campaigns = SqlCampaigns(sessions, clock=clock)
 
     async def send_campaign(campaign_id: int) -> None:
-        campaign = await campaigns.get(campaign_id)
-        assert campaign is not None
-        try:
-            async with promo_channels(settings, contacts, clock) as channels:
-                counts = await broadcaster(settings, campaigns, channels).run(
-                    campaign_id, campaign.promo
-                )
-            logger.info("campaign %s sent: %s", campaign_id, dict(counts))
-        except Exception:
-            logger.exception("campaign %s stopped: resume it with recargabot promo resume")
+        await run_campaign(settings, campaigns, contacts, clock, campaign_id)
 
     return PromoAdmin(
         settings.admin_telegram_ids, campaigns, messenger, send_campaign, configured(settings),

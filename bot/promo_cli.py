@@ -22,19 +22,15 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.constants import MessageLimit
 
 from bot.app import data_keys
-from bot.promos import broadcaster, configured, promo_channels
+from bot.promos import UsageError, audience_of, broadcaster, promo_channels, promo_of
 from bot.settings import Settings
 from conversations.broadcast import Promo, RecipientState
-from conversations.model import Channel
 from storage.campaigns import Audience, Campaign, SqlCampaigns
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.repositories import SqlContacts
-
-CHANNELS = {"telegram": (Channel.TELEGRAM,), "whatsapp": (Channel.WHATSAPP,)}
 
 
 def add_parser(commands: Any) -> None:
@@ -64,10 +60,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-
-class UsageError(Exception):
-    """A bad combination of options, told to the operator."""
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,48 +117,11 @@ async def _send(
 
 
 def _promo(args: argparse.Namespace) -> Promo:
-    if not args.text.strip():
-        raise UsageError("--text no puede estar vacío")
-    variables = args.template_vars
-    if variables is not None:
-        if args.whatsapp_template is None:
-            raise UsageError("--template-vars necesita --whatsapp-template")
-        parsed = _json_object(variables)
-        variables = json.dumps(parsed, ensure_ascii=False)
-    if args.whatsapp_template and not args.whatsapp_template.startswith("HX"):
-        raise UsageError("--whatsapp-template debe ser un Content SID (HX…)")
-    if args.image_url is not None:
-        _check_image(args.image_url, args.text.strip())
-    return Promo(args.text.strip(), args.image_url, args.whatsapp_template, variables)
-
-
-def _check_image(url: str, text: str) -> None:
-    """An image both channels can fetch, under a caption Telegram will not cut."""
-    if not url.startswith("https://"):
-        raise UsageError("--image-url debe ser una URL https:// pública (Twilio la descarga)")
-    limit = MessageLimit.CAPTION_LENGTH
-    if len(text) > limit:  # Telegram would cut the caption short
-        raise UsageError(f"con imagen, --text es el pie de foto: {limit} caracteres como máximo")
-
-
-def _json_object(text: str) -> dict[str, str]:
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
-        raise UsageError('--template-vars debe ser un objeto JSON de textos: {"1": "…"}')
-    return parsed
+    return promo_of(args.text, args.image_url, args.whatsapp_template, args.template_vars)
 
 
 def _audience(args: argparse.Namespace, settings: Settings) -> Audience:
-    wanted = CHANNELS.get(args.channel, (Channel.TELEGRAM, Channel.WHATSAPP))
-    channels = tuple(c for c in wanted if c in configured(settings))
-    if not channels:
-        raise UsageError(f"canal no configurado: {args.channel}")
-    if args.inactive_days is not None and args.inactive_days < 1:
-        raise UsageError("--inactive-days debe ser 1 o más")
-    return Audience(channels, args.inactive_days, args.recharged)
+    return audience_of(settings, args.channel, args.inactive_days, recharged=args.recharged)
 
 
 async def _deliver(

@@ -8,6 +8,7 @@ campaign. Pace settings live in ``Settings`` (PROMO_*).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -15,21 +16,24 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 
 from telegram import Bot
+from telegram.constants import MessageLimit
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from adapters.aiohttp_request import AiohttpRequest
 from adapters.promo_channels import TelegramPromos, WhatsAppPromos
 from bot.settings import Settings
-from conversations.broadcast import Broadcaster, PromoChannel, RateLimiter, RecipientState
+from conversations.broadcast import Broadcaster, Promo, PromoChannel, RateLimiter, RecipientState
 from conversations.model import Channel
 from conversations.ports import Contacts
-from storage.campaigns import SqlCampaigns
+from storage.campaigns import Audience, SqlCampaigns
 
+logger = logging.getLogger(__name__)
 _twilio_http_log = logging.getLogger(f"{__name__}.twilio_http")
 _twilio_http_log.setLevel(logging.WARNING)  # twilio logs request URLs next to phone numbers
 
 Channels = dict[Channel, PromoChannel]
+CHANNELS = {"telegram": (Channel.TELEGRAM,), "whatsapp": (Channel.WHATSAPP,)}
 
 
 def configured(settings: Settings) -> tuple[Channel, ...]:
@@ -87,6 +91,24 @@ async def _whatsapp(
     )
 
 
+async def run_campaign(
+    settings: Settings, campaigns: SqlCampaigns, contacts: Contacts,
+    clock: Callable[[], datetime], campaign_id: int,
+) -> None:  # fmt: skip
+    """Send a started campaign to its pending recipients in the background; a failure is logged
+    and the campaign left for ``recargabot promo resume`` (or the console's Reanudar)."""
+    campaign = await campaigns.get(campaign_id)
+    assert campaign is not None
+    try:
+        async with promo_channels(settings, contacts, clock) as channels:
+            counts = await broadcaster(settings, campaigns, channels).run(
+                campaign_id, campaign.promo
+            )
+        logger.info("campaign %s sent: %s", campaign_id, dict(counts))
+    except Exception:
+        logger.exception("campaign %s stopped: resume it with recargabot promo resume", campaign_id)
+
+
 def broadcaster(
     settings: Settings,
     campaigns: SqlCampaigns,
@@ -98,3 +120,56 @@ def broadcaster(
         campaigns, channels, limiters(settings),
         concurrency=settings.promo_concurrency, on_outcome=on_outcome,
     )  # fmt: skip
+
+
+class UsageError(Exception):
+    """A bad combination of options, told to the operator."""
+
+
+def promo_of(
+    text: str, image_url: str | None, template: str | None, variables: str | None
+) -> Promo:
+    """Check a promo's parts as the CLI and the web console take them; UsageError if wrong."""
+    if not text.strip():
+        raise UsageError("--text no puede estar vacío")
+    if variables is not None:
+        if template is None:
+            raise UsageError("--template-vars necesita --whatsapp-template")
+        variables = json.dumps(_json_object(variables), ensure_ascii=False)
+    if template and not template.startswith("HX"):
+        raise UsageError("--whatsapp-template debe ser un Content SID (HX…)")
+    if image_url is not None:
+        _check_image(image_url, text.strip())
+    return Promo(text.strip(), image_url, template, variables)
+
+
+def _check_image(url: str, text: str) -> None:
+    """An image both channels can fetch, under a caption Telegram will not cut."""
+    if not url.startswith("https://"):
+        raise UsageError("--image-url debe ser una URL https:// pública (Twilio la descarga)")
+    limit = MessageLimit.CAPTION_LENGTH
+    if len(text) > limit:  # Telegram would cut the caption short
+        raise UsageError(f"con imagen, --text es el pie de foto: {limit} caracteres como máximo")
+
+
+def _json_object(text: str) -> dict[str, str]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise UsageError('--template-vars debe ser un objeto JSON de textos: {"1": "…"}')
+    return parsed
+
+
+def audience_of(
+    settings: Settings, channel: str, inactive_days: int | None, *, recharged: bool
+) -> Audience:
+    """The audience of the CLI's filters, on the configured channels; UsageError if none."""
+    wanted = CHANNELS.get(channel, (Channel.TELEGRAM, Channel.WHATSAPP))
+    channels = tuple(c for c in wanted if c in configured(settings))
+    if not channels:
+        raise UsageError(f"canal no configurado: {channel}")
+    if inactive_days is not None and inactive_days < 1:
+        raise UsageError("--inactive-days debe ser 1 o más")
+    return Audience(channels, inactive_days, recharged)

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_max_messages_per_second: float = 30.0
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    console_session_key: SecretStr | None = None  # signs /admin cookies; default: a local file
 
     # Promo campaigns: paced below each channel's limit so customers' own replies keep priority.
     promo_telegram_per_second: float = Field(default=25.0, gt=0)

@@ -243,6 +243,34 @@ class Fulfilment:
             logger.info("order=%s refunded", order.id)
             await self.tell_customer(order.id)
 
+    # ------------------------------------------------ what operators may do (bot.admin)
+
+    async def retry_held(self, order_id: str) -> None:
+        """Send a held top-up again now (the wallet was refilled); its refund deadline stands."""
+        order = await self.orders.get(order_id)
+        if order and order.state is S.HELD and await self._move(order, {S.HELD}, S.TOPPING_UP):
+            await self._send_top_up(order)
+
+    async def refund_now(self, order_id: str, *, reason: str) -> bool:
+        """Refund a paid order whose top-up did not go through (held or failed); True once it
+        is refunded. Safe to repeat: the gateway dedupes by order id, the move is conditional."""
+        order = await self.orders.get(order_id)
+        if order is None:
+            return False
+        if order.state is S.HELD:
+            await self._move(order, {S.HELD}, S.TOPUP_FAILED, OrderChanges(failure=reason))
+        await self.refund(order_id)
+        refunded = await self.orders.get(order_id)
+        return refunded is not None and refunded.state is S.REFUNDED
+
+    async def resend_notice(self, order_id: str) -> bool:
+        """Tell the customer again how the order ended; False if it has not ended."""
+        order = await self.orders.get(order_id)
+        if order is None or order.state not in SETTLED_STATES:
+            return False
+        await self.tell(order)
+        return True
+
     async def _close_expired(self, order: Order) -> None:
         if order.checkout is None:
             await self._move(order, {S.AWAITING_PAYMENT}, S.CANCELLED)

@@ -74,6 +74,7 @@ class Campaign:
     created_by: str
     created_at: datetime
     finished_at: datetime | None
+    send_at: datetime | None = None  # a draft to start then (the console's "programar")
 
 
 def _now() -> datetime:
@@ -156,13 +157,15 @@ class SqlCampaigns:
     def __post_init__(self) -> None:
         self._moves = _GroupCommit(self._write)
 
-    async def create(self, promo: Promo, audience: Audience, *, created_by: str) -> int:
+    async def create(
+        self, promo: Promo, audience: Audience, *, created_by: str, send_at: datetime | None = None
+    ) -> int:
         """Store a draft campaign; nobody is in its audience until ``start``."""
         row = CampaignRow(
             text=promo.text, image_url=promo.image_url, template_sid=promo.template_sid,
             template_vars=promo.template_vars, channels=_join(audience.channels),
             inactive_days=audience.inactive_days, recharged_only=audience.recharged_only,
-            state="draft", created_by=created_by, created_at=self.clock(),
+            state="draft", created_by=created_by, created_at=self.clock(), send_at=send_at,
         )  # fmt: skip
         async with self.sessions() as db:
             db.add(row)
@@ -199,6 +202,28 @@ class SqlCampaigns:
             await db.exec(_draw(campaign_id, campaign.audience, now))
             await db.commit()
         return True
+
+    async def due(self) -> list[int]:
+        """Scheduled drafts whose time has come, oldest first."""
+        stmt = (
+            select(col(CampaignRow.id))
+            .where(col(CampaignRow.state) == "draft", col(CampaignRow.send_at) <= self.clock())
+            .order_by(col(CampaignRow.send_at))
+        )
+        async with self.sessions() as db:
+            return [i for (i,) in await _rows(db, stmt) if i is not None]
+
+    async def cancel(self, campaign_id: int) -> bool:
+        """Drop a draft (a scheduled send) before it goes out; False if it started already."""
+        stmt = (
+            update(CampaignRow)
+            .where(col(CampaignRow.id) == campaign_id, col(CampaignRow.state) == "draft")
+            .values(state="cancelled", finished_at=self.clock())
+        )
+        async with self.sessions() as db:
+            moved = await db.exec(stmt)
+            await db.commit()
+        return bool(moved.rowcount)
 
     async def get(self, campaign_id: int) -> Campaign | None:
         """The campaign, or None."""
@@ -436,5 +461,12 @@ def _campaign(row: CampaignRow) -> Campaign:
     channels = tuple(Channel(name) for name in row.channels.split(",") if name)
     audience = Audience(channels, row.inactive_days, row.recharged_only)
     return Campaign(
-        row.id, promo, audience, row.state, row.created_by, row.created_at, row.finished_at
+        row.id,
+        promo,
+        audience,
+        row.state,
+        row.created_by,
+        row.created_at,
+        row.finished_at,
+        row.send_at,
     )

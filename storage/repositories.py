@@ -57,6 +57,7 @@ from storage.models import (
     ConversationRow,
     CustomerRow,
     InboundMessageRow,
+    OrderEventRow,
     OrderRow,
     ProcessedEventRow,
     SavedLineRow,
@@ -69,6 +70,7 @@ UNFINISHED_LIMIT = 500
 _ORDERS = table_of(OrderRow)
 _ORDER = _ORDERS.c
 _INSERT_ORDER = insert(_ORDERS)
+_INSERT_EVENT = insert(table_of(OrderEventRow))
 
 
 def _utc_now() -> datetime:
@@ -150,6 +152,7 @@ class SqlOrders:
         async with self.engine.connect() as db:
             customer_id = await _customer_id(db, order.key, at=order.created_at)
             await db.execute(_INSERT_ORDER, _order_row(order, customer_id).model_dump())
+            await _add_event(db, order.id, order.state, at=order.created_at, cause=None)
             await db.commit()
 
     async def get(self, order_id: str) -> Order | None:
@@ -202,6 +205,8 @@ class SqlOrders:
             if moved.rowcount != 1:
                 await db.rollback()  # the event stays unrecorded, so a retry can still apply it
                 return False
+            if from_ != {to}:  # a change of state, not of details (a checkout attached)
+                await _add_event(db, order_id, to, at=at, cause=event_id or changes.failure)
             await db.commit()
             return True
 
@@ -462,6 +467,15 @@ async def _record_event(db: AsyncConnection, event_id: str, order_id: str, at: d
     if not recorded:
         logger.info("event %s not recorded: already processed, or no order=%s", event_id, order_id)
     return bool(recorded)
+
+
+async def _add_event(
+    db: AsyncConnection, order_id: str, state: OrderState, *, at: datetime, cause: str | None
+) -> None:
+    """Note the state the order reached on its timeline, in the transaction that moved it."""
+    await db.execute(
+        _INSERT_EVENT, {"order_id": order_id, "state": state.value, "cause": cause, "at": at}
+    )
 
 
 def _moving(
