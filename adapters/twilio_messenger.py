@@ -1,4 +1,4 @@
-"""WhatsApp replies through Twilio's Messages API, with the twilio Client it is given.
+"""WhatsApp replies through Twilio's Messages API, with the ``TwilioMessages`` client it is given.
 
 Rendering: options become a numbered list the customer answers with the number or the words (the
 core's ``resolve`` reads both); the payment link goes on its own line; bodies longer than Twilio's
@@ -28,8 +28,8 @@ from datetime import datetime
 
 from aiohttp import ClientError
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
 
+from adapters.twilio_rest import TwilioMessages
 from conversations.delivery import Route, route, window_closed
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
@@ -150,9 +150,10 @@ class TwilioMessenger:
 
     def __init__(
         self,
-        client: Client,
+        client: TwilioMessages,
         *,
         sender: str,
+        status_callback: str | None = None,
         contacts: Contacts,
         clock: Callable[[], datetime],
         templates: Templates = Templates(),
@@ -160,10 +161,14 @@ class TwilioMessenger:
     ) -> None:
         self._client = client
         self._sender = sender
+        self._status_callback = status_callback  # where Twilio reports delivery, if anywhere
         self._contacts = contacts
         self._clock = clock
         self._templates = templates
-        self._timeout = timeout  # twilio's async client sets none: a hung call would hold the chat
+        self._timeout = timeout  # a hung call would hold the chat
+
+    async def close(self) -> None:
+        await self._client.close()
 
     async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
         """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says.
@@ -194,33 +199,34 @@ class TwilioMessenger:
         content = interactive(reply, self._templates)
         if content is not None:
             try:
-                await self._create(key, content_sid=content.sid, content_variables=content.json())
+                await self._create(key, ContentSid=content.sid, ContentVariables=content.json())
                 return
             except _Rejected as error:
                 logger.warning("content %s refused, sent as text: %s", content.sid, error)
         for body in split(render(reply)):
-            await self._create(key, body=body)
+            await self._create(key, Body=body)
 
     async def _template(self, key: ChatKey, reply: Reply) -> None:
         variables = json.dumps({"1": one_line(render(reply))}, ensure_ascii=False)
         try:
             await self._create(
-                key, content_sid=self._templates.notification, content_variables=variables
+                key, ContentSid=self._templates.notification or "", ContentVariables=variables
             )
         except _OutsideWindow:
             raise NotDeliverableNow("Twilio 63016 on a template") from None
 
-    async def _create(self, key: ChatKey, **content: str | None) -> None:
+    async def _create(self, key: ChatKey, **content: str) -> None:
+        fields = {"To": f"whatsapp:{key.chat_id}", "From": self._sender, **content}
+        if self._status_callback:
+            fields["StatusCallback"] = self._status_callback
         try:
             async with asyncio.timeout(self._timeout):
-                message = await self._client.messages.create_async(
-                    to=f"whatsapp:{key.chat_id}", from_=self._sender, **content
-                )
+                message = await self._client.create(fields)
         except TwilioRestException as error:
             raise await self._refused(key, error) from None
         except (ClientError, TimeoutError) as error:
             raise DeliveryFailed(f"Twilio unreachable: {type(error).__name__}") from error
-        logger.info("whatsapp message %s queued for %s", message.sid, mask_chat(key))
+        logger.info("whatsapp message %s queued for %s", message["sid"], mask_chat(key))
 
     async def _refused(self, key: ChatKey, error: TwilioRestException) -> Exception:
         """The core error for a refusal, after recording what it says about the customer."""

@@ -253,7 +253,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         )  # fmt: skip
         return response.status_code
 
-    closers: list[Closer] = []
+    closers: list[Closer] = [whatsapp.close] if whatsapp else []
     payments: Payments
     if settings.stripe_secret_key:
         payments, close = stripe_payments(settings, settings.stripe_secret_key.get_secret_value())

@@ -33,9 +33,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from adapters.twilio_messenger import (
     LIST_PICKER_COUNTS,
@@ -43,6 +41,7 @@ from adapters.twilio_messenger import (
     Templates,
     TwilioMessenger,
 )
+from adapters.twilio_rest import TwilioMessages
 from bot.settings import Settings
 from conversations import messages as msg
 from conversations.catalog import fold
@@ -52,9 +51,6 @@ from conversations.model import Channel, ChatKey
 from conversations.ports import Contacts, Messenger
 
 logger = logging.getLogger(__name__)
-# twilio logs every request URL at INFO, and a message's URL and headers sit next to phone numbers.
-_twilio_http_log = logging.getLogger(f"{__name__}.twilio_http")
-_twilio_http_log.setLevel(logging.WARNING)
 
 PATH = "/whatsapp/webhook"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -161,11 +157,11 @@ def whatsapp_messenger(
     """The WhatsApp messenger, or None when Twilio is not configured."""
     if not (enabled(settings) and settings.twilio_auth_token and settings.twilio_whatsapp_from):
         return None
-    # Unpooled: build() may run before the event loop, and aiohttp sessions belong to one loop.
-    http = AsyncTwilioHttpClient(pool_connections=False, logger=_twilio_http_log)
-    token = settings.twilio_auth_token.get_secret_value()
-    client = Client(settings.twilio_account_sid, token, http_client=http)
-    client.api.base_url = settings.twilio_api_base_url.rstrip("/")  # read at each request
+    client = TwilioMessages(
+        account_sid=settings.twilio_account_sid or "",
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        base_url=settings.twilio_api_base_url,
+    )
     return TwilioMessenger(
         client, sender=settings.twilio_whatsapp_from, contacts=contacts, clock=clock,
         templates=templates(settings),
