@@ -46,8 +46,8 @@ from bot.worker import Worker
 from conversations.catalog import Catalogue
 from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
-from conversations.machine import OrderSettled, Rules
-from conversations.model import Order
+from conversations.machine import OrderSettled, Rules, options
+from conversations.model import ChatKey, Order
 from conversations.ports import Alerts, ChatLocks, Messenger, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
@@ -278,6 +278,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
     )  # fmt: skip
 
+    async def offered(key: ChatKey) -> frozenset[str]:
+        return frozenset(option.id for option in options(await store.load(key), chat.rules))
+
     async def tell(order: Order) -> None:
         await chat.handle(order.key, OrderSettled(order))
 
@@ -308,7 +311,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
             methods=["POST"],
         ),
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
-        *whatsapp_routes(settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock)),
+        *whatsapp_routes(
+            settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock, offered)
+        ),
         *telegram_routes,
     ]
     app.router.routes.extend(routes)

@@ -12,8 +12,10 @@ MessageSid is recorded before handling, so a crash mid-way loses that one messag
 writes again) rather than answering it twice.
 
 A press on a quick-reply button or a list item carries the option id in ButtonPayload: it becomes
-the core's Choice. Without one (the list-picker's reply fields are not documented for certain),
-the Body, or else ButtonText, is the Text: the core reads the item's title or its number.
+the core's Choice when the chat offers that option now. Without one (the list-picker's reply
+fields are not documented for certain), or with one the chat does not offer (a tap on an older
+message, a template whose ids are not ours), the Body, or else ButtonText, is the Text: the core
+reads the item's title or its number.
 
 BAJA / STOP and ALTA / START are settled here, at the channel's edge: they set the customer's
 opt-out flag, which ``conversations.delivery`` reads, and the promo opt-in (BAJA withdraws it,
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,9 +68,9 @@ class Inbound:
     text: str
     payload: str = ""  # the option id of a pressed button or list item
 
-    def event(self) -> Text | Choice:
-        """A pressed option as the core's Choice, like a Telegram button; else what was typed."""
-        return Choice(self.payload) if self.payload else Text(self.text)
+    def event(self, offered: Collection[str]) -> Text | Choice:
+        """A pressed option the chat offers as the core's Choice; else what was typed or shown."""
+        return Choice(self.payload) if self.payload in offered else Text(self.text)
 
 
 def parse(form: FormData) -> Inbound | None:
@@ -102,12 +104,14 @@ class Inbox:
     handle: Callable[[ChatKey, Text | Choice], Awaitable[None]]
     messenger: Messenger
     clock: Callable[[], datetime]
+    offered: Callable[[ChatKey], Awaitable[Collection[str]]]  # the option ids the chat shows now
 
     async def process(self, inbound: Inbound) -> None:
         """Handle one message after the response; failures are logged, never raised to Twilio."""
         try:
             if not await self._opt_keyword(inbound):
-                await self.handle(inbound.key, inbound.event())
+                offered = await self.offered(inbound.key) if inbound.payload else ()
+                await self.handle(inbound.key, inbound.event(offered))
         except Exception:
             logger.exception(
                 "whatsapp message %s from %s failed", inbound.message_sid, mask_chat(inbound.key)
