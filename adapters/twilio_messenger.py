@@ -14,7 +14,8 @@ template, goes as text; so does content Twilio refuses (a mistyped SID must not 
 
 Twilio errors are translated here: 21610 (the customer blocked us with STOP) marks them opted out
 and unreachable (nothing more is sent until they write), 63016 (outside the window) falls back to
-the template or NotDeliverableNow, anything else is DeliveryFailed.
+the template or NotDeliverableNow, 429 / 20429 is Throttled, another 4xx Refused, anything else
+DeliveryFailed (``conversations.delivery.fate`` says what becomes of each).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aiohttp import ClientError
 from twilio.base.exceptions import TwilioRestException
 
 from adapters.twilio_rest import TwilioMessages
-from conversations.delivery import Route, route, window_closed
+from conversations.delivery import Refused, Route, Throttled, route, window_closed
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Link, Option, Reply
@@ -43,6 +44,7 @@ MAX_BODY = 1600
 OPTED_OUT = 21610
 OUTSIDE_WINDOW = 63016
 TOO_MANY_REQUESTS = 429
+TOO_MANY_REQUESTS_CODE = 20429
 
 INTERACTIVE_BODY = 1024  # quick-reply, list-picker and call-to-action bodies
 BUTTON_TITLE = 20  # a WhatsApp reply button's title
@@ -170,52 +172,61 @@ class TwilioMessenger:
     async def close(self) -> None:
         await self._client.close()
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
-        """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says.
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+        """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says;
+        return the MessageSid of the last message sent.
 
         The contact is read even when ``answering``: its opt-out and window decide the route."""
         contact = await self._contacts.contact(key)
-        has_template = self._templates.notification is not None
         try:
-            await self._carry_out(
-                key, reply, route(contact, reply, now=self._clock(), has_template=has_template)
-            )
+            decision = route(contact, reply, now=self._clock(), has_template=self._has_template)
+            return await self._carry_out(key, reply, decision)
         except _OutsideWindow:  # Twilio's window closed before our record of it
-            await self._carry_out(key, reply, window_closed(reply, has_template=has_template))
+            return await self.outside_window(key, reply)
 
-    async def _carry_out(self, key: ChatKey, reply: Reply, decision: Route) -> None:
+    async def outside_window(self, key: ChatKey, reply: Reply) -> str | None:
+        """Send the reply as WhatsApp allows outside the window (Twilio said 63016)."""
+        decision = window_closed(reply, has_template=self._has_template)
+        return await self._carry_out(key, reply, decision)
+
+    @property
+    def _has_template(self) -> bool:
+        return self._templates.notification is not None
+
+    async def _carry_out(self, key: ChatKey, reply: Reply, decision: Route) -> str | None:
         match decision:
             case Route.FREE_FORM:
-                await self._free_form(key, reply)
+                return await self._free_form(key, reply)
             case Route.TEMPLATE:
-                await self._template(key, reply)
+                return await self._template(key, reply)
             case Route.LATER:
                 raise NotDeliverableNow("outside the 24-hour window, or the customer blocked us")
-            case Route.DROP:
-                logger.info("non-essential message to %s not sent", mask_chat(key))
+        logger.info("non-essential message to %s not sent", mask_chat(key))
+        return None
 
-    async def _free_form(self, key: ChatKey, reply: Reply) -> None:
+    async def _free_form(self, key: ChatKey, reply: Reply) -> str:
         """Interactive content when a template fits, else text; text too if Twilio refuses it."""
         content = interactive(reply, self._templates)
         if content is not None:
             try:
-                await self._create(key, ContentSid=content.sid, ContentVariables=content.json())
-                return
-            except _Rejected as error:
+                return await self._create(
+                    key, ContentSid=content.sid, ContentVariables=content.json()
+                )
+            except Refused as error:
                 logger.warning("content %s refused, sent as text: %s", content.sid, error)
-        for body in split(render(reply)):
-            await self._create(key, Body=body)
+        sids = [await self._create(key, Body=body) for body in split(render(reply))]
+        return sids[-1]
 
-    async def _template(self, key: ChatKey, reply: Reply) -> None:
+    async def _template(self, key: ChatKey, reply: Reply) -> str:
         variables = json.dumps({"1": one_line(render(reply))}, ensure_ascii=False)
         try:
-            await self._create(
+            return await self._create(
                 key, ContentSid=self._templates.notification or "", ContentVariables=variables
             )
         except _OutsideWindow:
             raise NotDeliverableNow("Twilio 63016 on a template") from None
 
-    async def _create(self, key: ChatKey, **content: str) -> None:
+    async def _create(self, key: ChatKey, **content: str) -> str:
         fields = {"To": f"whatsapp:{key.chat_id}", "From": self._sender, **content}
         if self._status_callback:
             fields["StatusCallback"] = self._status_callback
@@ -226,7 +237,9 @@ class TwilioMessenger:
             raise await self._refused(key, error) from None
         except (ClientError, TimeoutError) as error:
             raise DeliveryFailed(f"Twilio unreachable: {type(error).__name__}") from error
-        logger.info("whatsapp message %s queued for %s", message["sid"], mask_chat(key))
+        sid = str(message["sid"])
+        logger.info("whatsapp message %s queued for %s", sid, mask_chat(key))
+        return sid
 
     async def _refused(self, key: ChatKey, error: TwilioRestException) -> Exception:
         """The core error for a refusal, after recording what it says about the customer."""
@@ -237,14 +250,12 @@ class TwilioMessenger:
         if error.code == OUTSIDE_WINDOW:
             return _OutsideWindow()
         refused = f"Twilio refused the message: {error.code} ({error.status})"
-        if error.status == TOO_MANY_REQUESTS or error.status >= 500:
+        if error.status == TOO_MANY_REQUESTS or error.code == TOO_MANY_REQUESTS_CODE:
+            return Throttled(refused)
+        if error.status >= 500:
             return DeliveryFailed(refused)
-        return _Rejected(refused)
+        return Refused(refused)
 
 
 class _OutsideWindow(Exception):
     """Twilio answered 63016; turned into a template or NotDeliverableNow in this module."""
-
-
-class _Rejected(DeliveryFailed):
-    """Twilio refused the request itself (a 4xx): sent again as it is, it would fail again."""

@@ -42,8 +42,9 @@ from bot.telegram import (
     telegram_channel,
 )
 from bot.whatsapp import Inbox, whatsapp_messenger, whatsapp_routes
-from bot.worker import Worker
+from bot.worker import Timers, Worker
 from conversations.catalog import Catalogue
+from conversations.delivery import Courier
 from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
 from conversations.machine import OrderSettled, Rules, options
@@ -55,6 +56,7 @@ from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
+from storage.outbox import SqlOutbox
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
@@ -269,14 +271,19 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         closers.append(close)
     topups = topups or SandboxTopUps()
     locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
+    messenger = given.messenger or ChannelRouter(
+        {n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}
+    )
+    outbox, timers = SqlOutbox(engine), Timers()
+    closers.append(timers.close)
     chat = ChatService(
-        store=store, orders=orders, payments=payments, topups=topups,
-        messenger=given.messenger
-        or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
+        store=store, orders=orders, payments=payments, topups=topups, messenger=messenger,
         rules=Rules(load_catalogue(settings), policy_version=settings.privacy_policy_version),
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
+        courier=Courier(outbox, messenger, clock, timers.later),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
     )  # fmt: skip
+    timers.target = chat.deliver
 
     async def offered(key: ChatKey) -> frozenset[str]:
         return frozenset(option.id for option in options(await store.load(key), chat.rules))
@@ -288,7 +295,13 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
         alerts=given.alerts or operator_alerts(settings, bot_app), retry=retry_policy(settings),
     )  # fmt: skip
-    worker = Worker(fulfilment.resume, interval=settings.reconcile_interval_seconds)
+
+    async def resume() -> None:
+        await fulfilment.resume()
+        for key in await outbox.chats_due(now=clock()):
+            await chat.deliver(key)
+
+    worker = Worker(resume, interval=settings.reconcile_interval_seconds)
     channel, telegram_routes = (
         telegram_channel(bot_app, settings, TelegramHandlers(
             chat, contacts, chat.messenger, orders.day_stats, settings.admin_telegram_ids, clock,

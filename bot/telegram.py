@@ -138,13 +138,15 @@ def telegram_application(settings: Settings) -> Application:
     assert token is not None, "only built when TELEGRAM_BOT_TOKEN is set"
     # Opt in to PTB's timedelta retry_after now: otherwise every 429 raises a deprecation warning.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
+    seconds = settings.telegram_timeout_seconds
+    timeouts = {"read_timeout": seconds, "write_timeout": seconds, "connect_timeout": seconds}
     builder = (
         ApplicationBuilder()
         .token(token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .concurrent_updates(PerChatUpdateProcessor(MAX_CONCURRENT_UPDATES))
         # aiohttp, not PTB's default httpx: ~10x the sendMessage rate on loopback (bench/).
-        .request(AiohttpRequest(MAX_CONCURRENT_UPDATES // 2, pool_timeout=10))
+        .request(AiohttpRequest(MAX_CONCURRENT_UPDATES // 2, pool_timeout=10, **timeouts))
         .get_updates_request(AiohttpRequest(1, pool_timeout=10))
         .rate_limiter(
             AIORateLimiter(

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from conversations.delivery import Courier
 from conversations.errors import PaymentProviderError
 from conversations.machine import (
     CancelCheckout,
@@ -27,6 +28,7 @@ from conversations.machine import (
     HistoryLoaded,
     OpenCheckout,
     OperatorChecked,
+    OrderSettled,
     PersonalDataLoaded,
     RecordConsent,
     RecordPromos,
@@ -48,6 +50,7 @@ from conversations.ports import (
     Messenger,
     OrderChanges,
     Orders,
+    Outgoing,
     Payments,
     Privacy,
     TopUps,
@@ -117,26 +120,42 @@ class ChatService:
     rules: Rules
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+    courier: Courier
     locks: ChatLocks = field(default_factory=KeyedLocks)
     privacy: Privacy | None = None
     usage: Usage | None = None
     guard: Guard = field(default_factory=Guard)
 
     async def handle(self, key: ChatKey, event: Event) -> None:
-        """Feed one event to the chat's conversation and send the replies, in order."""
-        async with self.locks.hold(key):
-            if isinstance(event, Text | Choice):  # what the customer sends, not the world
-                stopped = await self.guard.screen(key, event, self.store, now=self.clock())
-                if stopped is not None:  # a flood, or a card number: the machine never sees it
-                    for reply in stopped:
-                        await self.messenger.send(key, reply, answering=True)
-                    return
-            replies = await self._run(key, event)
-            answering = isinstance(event, Text | Choice)
-            for reply in replies:
-                await self.messenger.send(key, reply, answering=answering)
+        """Feed one event to the chat's conversation and send the replies, in order.
 
-    async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
+        Replies go through the outbox: saved with the chat's new state, then sent, after what
+        the chat still owes (a notice waiting for the customer goes first when they write)."""
+        async with self.locks.hold(key):
+            wrote = isinstance(event, Text | Choice)  # what the customer sends, not the world
+            stopped = None
+            if isinstance(event, Text | Choice):
+                stopped = await self.guard.screen(key, event, self.store, now=self.clock())
+            if stopped is None:
+                await self._run(key, event)
+            else:  # a flood, or a card number: the machine never sees it
+                await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
+            await self.courier.flush(key, customer_wrote=wrote)
+
+    async def deliver(self, key: ChatKey) -> None:
+        """Send what the chat's outbox holds now (a retry's timer, the worker's pass)."""
+        async with self.locks.hold(key):
+            await self.courier.flush(key)
+
+    def _outgoing(self, key: ChatKey, event: Event, replies: list[Reply]) -> list[Outgoing]:
+        """Ids for the replies: an order's notice has one per order state, so it goes once."""
+        if isinstance(event, OrderSettled):
+            base = f"notice:{event.order.id}:{event.order.state.value}"
+        else:
+            base = self.new_id()
+        return [Outgoing(f"{base}:{n}", key, reply) for n, reply in enumerate(replies)]
+
+    async def _run(self, key: ChatKey, event: Event) -> None:
         session = await self.store.load(key)
         pending: list[Event] = [event]
         replies: list[Reply] = []
@@ -150,9 +169,11 @@ class ChatService:
                     replies.append(effect.reply)
                 elif (follow := await self._perform(key, effect)) is not None:
                     pending.append(follow)
-        if not erased:  # saving would bring the erased chat back
-            await self.store.save(key, session)
-        return replies
+        outgoing = self._outgoing(key, event, replies)
+        if erased:  # saving would bring the erased chat back
+            await self.courier.outbox.add(outgoing, at=self.clock())
+        else:
+            await self.store.save(key, session, outgoing=outgoing)
 
     async def _perform(self, key: ChatKey, effect: Effect) -> Event | None:
         match effect:

@@ -54,6 +54,8 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("audit_log", "id", "actor"),
     EncryptedColumn("pending_updates", "update_id", "chat_id"),
     EncryptedColumn("pending_updates", "update_id", "body"),
+    EncryptedColumn("outbox", "seq", "chat_id"),
+    EncryptedColumn("outbox", "seq", "reply"),
 )
 
 
