@@ -12,10 +12,12 @@ is the body; option n (from 1) has its title in {{2n}} and its id in {{2n+1}}; t
 URL is the template's fixed start plus {{2}}. Anything over WhatsApp's limits, or a count with no
 template, goes as text; so does content Twilio refuses (a mistyped SID must not silence the bot).
 
-Twilio errors are translated here: 21610 (the customer blocked us with STOP) marks them opted out
-and unreachable (nothing more is sent until they write), 63016 (outside the window) falls back to
-the template or NotDeliverableNow, 429 / 20429 is Throttled, another 4xx Refused, anything else
-DeliveryFailed (``conversations.delivery.fate`` says what becomes of each).
+Twilio errors are translated here, whether answered at once or reported later by a status
+callback (``after_send``): 21610 (the customer blocked us with STOP) marks them opted out and
+unreachable (nothing more is sent until they write), 63024 (not a WhatsApp recipient) marks them
+unreachable, 63049 (WhatsApp chose not to deliver) waits for them, 63016 (outside the window)
+falls back to the template or NotDeliverableNow, 429 / 20429 is Throttled, another 4xx Refused,
+anything else DeliveryFailed (``conversations.delivery.fate`` says what becomes of each).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1600
 OPTED_OUT = 21610
 OUTSIDE_WINDOW = 63016
+INVALID_RECIPIENT = 63024
+NOT_DELIVERED_BY_META = 63049
 TOO_MANY_REQUESTS = 429
 TOO_MANY_REQUESTS_CODE = 20429
 
@@ -189,6 +193,14 @@ class TwilioMessenger:
         decision = window_closed(reply, has_template=self._has_template)
         return await self._carry_out(key, reply, decision)
 
+    async def after_send(self, key: ChatKey, reply: Reply, code: int) -> str | None:
+        """Take the route an immediate refusal with ``code`` takes, for a message Twilio took
+        and WhatsApp then refused (a status callback): the template, or the core's error."""
+        error = await self._refused(key, TwilioRestException(400, "", code=code, method="POST"))
+        if isinstance(error, _OutsideWindow):
+            return await self.outside_window(key, reply)
+        raise error
+
     @property
     def _has_template(self) -> bool:
         return self._templates.notification is not None
@@ -247,8 +259,16 @@ class TwilioMessenger:
             logger.warning("%s blocked us (Twilio 21610): opted out", mask_chat(key))
             await self._contacts.mark(key, at=self._clock(), opted_out=True, unreachable=True)
             return NotDeliverableNow("Twilio 21610: the customer blocked us")
+        if error.code == INVALID_RECIPIENT:
+            logger.warning(
+                "%s is no WhatsApp recipient (Twilio 63024): unreachable", mask_chat(key)
+            )
+            await self._contacts.mark(key, at=self._clock(), unreachable=True)
+            return NotDeliverableNow("Twilio 63024: not a WhatsApp recipient now")
         if error.code == OUTSIDE_WINDOW:
             return _OutsideWindow()
+        if error.code == NOT_DELIVERED_BY_META:
+            return NotDeliverableNow("Twilio 63049: WhatsApp chose not to deliver it now")
         refused = f"Twilio refused the message: {error.code} ({error.status})"
         if error.status == TOO_MANY_REQUESTS or error.code == TOO_MANY_REQUESTS_CODE:
             return Throttled(refused)

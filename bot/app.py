@@ -41,7 +41,7 @@ from bot.telegram import (
     telegram_application,
     telegram_channel,
 )
-from bot.whatsapp import Inbox, whatsapp_messenger, whatsapp_routes
+from bot.whatsapp import Inbox, StatusReports, whatsapp_messenger, whatsapp_routes
 from bot.worker import Timers, Worker
 from conversations.catalog import Catalogue
 from conversations.delivery import Courier
@@ -325,7 +325,11 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         ),
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
         *whatsapp_routes(
-            settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock, offered)
+            settings,
+            inbox=Inbox(contacts, chat.handle, chat.messenger, clock, offered),
+            reports=StatusReports(outbox, chat.courier, whatsapp, locks.hold, clock)
+            if whatsapp
+            else None,
         ),
         *telegram_routes,
     ]

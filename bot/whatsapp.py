@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,14 +48,19 @@ from adapters.twilio_rest import TwilioMessages
 from bot.settings import Settings
 from conversations import messages as msg
 from conversations.catalog import fold
+from conversations.delivery import Courier
 from conversations.machine import Choice, Text
 from conversations.masking import mask_chat
+from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contacts, Messenger
+from storage.outbox import VENDOR_STATES, SqlOutbox
 
 logger = logging.getLogger(__name__)
 
 PATH = "/whatsapp/webhook"
+STATUS_PATH = "/whatsapp/status"
+FAILED = frozenset({"failed", "undelivered"})
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 OPT_OUT_WORDS = frozenset({"baja", "stop"})
 OPT_IN_WORDS = frozenset({"alta", "start"})
@@ -73,11 +79,12 @@ class Inbound:
         return Choice(self.payload) if self.payload in offered else Text(self.text)
 
 
-def parse(form: FormData) -> Inbound | None:
-    """The message in Twilio's form post; None if it is not a WhatsApp message."""
+def parse(form: FormData, ours: str) -> Inbound | None:
+    """The message in Twilio's form post; None if it is no customer's WhatsApp message (a status
+    report carries MessageStatus; one about our own message comes From our sender, ``ours``)."""
     sender, sid = str(form.get("From", "")), str(form.get("MessageSid", ""))
     number = sender.removeprefix("whatsapp:")
-    if not sid or sender == number or not number:
+    if not sid or not number or sender in (number, ours) or "MessageStatus" in form:
         return None
     # A tapped button sends its title as Body too; fall back to the button fields if it did not.
     text = form.get("Body") or form.get("ButtonText") or ""
@@ -90,6 +97,15 @@ def signed(validator: RequestValidator, url: str, form: FormData, signature: str
     if not all(isinstance(value, str) for _, value in form.multi_items()):
         return False
     return bool(signature) and validator.validate(url, form, signature)
+
+
+async def signed_form(request: Request, validator: RequestValidator, url: str) -> FormData | None:
+    """The posted form if Twilio signed it for ``url``; None (logged) if not."""
+    form = await request.form()
+    if signed(validator, url, form, request.headers.get("X-Twilio-Signature", "")):
+        return form
+    logger.warning("whatsapp post to %s refused: bad signature", request.url.path)
+    return None
 
 
 def twiml(background: BackgroundTask | None = None) -> Response:
@@ -130,16 +146,15 @@ class Inbox:
 
 
 def whatsapp_webhook(
-    *, validator: RequestValidator, url: str, inbox: Inbox
+    *, validator: RequestValidator, url: str, inbox: Inbox, sender: str
 ) -> Callable[[Request], Awaitable[Response]]:
     """Build the webhook endpoint; nothing is stored or sent before the signature holds."""
 
     async def endpoint(request: Request) -> Response:
-        form = await request.form()
-        if not signed(validator, url, form, request.headers.get("X-Twilio-Signature", "")):
-            logger.warning("whatsapp webhook refused: bad signature")
+        form = await signed_form(request, validator, url)
+        if form is None:
             return Response(status_code=403)
-        inbound = parse(form)
+        inbound = parse(form, sender)
         at = inbox.clock()
         if inbound is None or not await inbox.contacts.first_delivery(
             inbound.key, inbound.message_sid, at=at
@@ -167,7 +182,8 @@ def whatsapp_messenger(
         base_url=settings.twilio_api_base_url,
     )
     return TwilioMessenger(
-        client, sender=settings.twilio_whatsapp_from, contacts=contacts, clock=clock,
+        client, sender=settings.twilio_whatsapp_from, status_callback=status_url(settings),
+        contacts=contacts, clock=clock,
         templates=templates(settings),
     )  # fmt: skip
 
@@ -210,10 +226,69 @@ def content_sid(value: str, name: str) -> str:
     return value.strip()
 
 
-def whatsapp_routes(settings: Settings, *, inbox: Inbox) -> list[Route]:
-    """The webhook route, when Twilio is configured."""
+def whatsapp_routes(
+    settings: Settings, *, inbox: Inbox, reports: StatusReports | None
+) -> list[Route]:
+    """The webhook and status callback routes, when Twilio is configured."""
     if not (enabled(settings) and settings.twilio_auth_token):
         return []
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
-    endpoint = whatsapp_webhook(validator=validator, url=settings.base_url + PATH, inbox=inbox)
-    return [Route(PATH, endpoint, methods=["POST"])]
+    sender = settings.twilio_whatsapp_from or ""
+    endpoint = whatsapp_webhook(
+        validator=validator, url=settings.base_url + PATH, inbox=inbox, sender=sender
+    )
+    routes = [Route(PATH, endpoint, methods=["POST"])]
+    if reports is not None:
+        status = status_callback(validator=validator, url=status_url(settings), reports=reports)
+        routes.append(Route(STATUS_PATH, status, methods=["POST"]))
+    return routes
+
+
+def status_url(settings: Settings) -> str:
+    return settings.base_url + STATUS_PATH
+
+
+@dataclass(frozen=True)
+class StatusReports:
+    """Twilio's reports on the messages we sent: recorded; a failure takes the refusal's route.
+
+    WhatsApp's refusals mostly arrive here, after Twilio took the message: 63016 (the window had
+    closed) sends it again as the template, or keeps it for the customer's next message; 21610
+    and 63024 mark the customer unreachable and keep it; see ``TwilioMessenger.after_send``."""
+
+    outbox: SqlOutbox
+    courier: Courier
+    messenger: TwilioMessenger
+    hold: Callable[[ChatKey], AbstractAsyncContextManager[None]]
+    clock: Callable[[], datetime]
+
+    async def record(self, sid: str, status: str, code: str) -> None:
+        if status not in VENDOR_STATES:
+            return  # queued, sent, accepted…: nothing to keep
+        message = await self.outbox.reported(sid, status, error=code or None, at=self.clock())
+        if message is None or status not in FAILED or not code.isdecimal():
+            return
+        logger.info("whatsapp message %s to %s %s (%s)", sid, mask_chat(message.key), status, code)
+        async with self.hold(message.key):
+            await self.outbox.retry(message.id, attempts=message.attempts, next_at=self.clock())
+
+            async def again(key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+                return await self.messenger.after_send(key, reply, int(code))
+
+            await self.courier.deliver(message, send=again)
+
+
+def status_callback(
+    *, validator: RequestValidator, url: str, reports: StatusReports
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the status callback endpoint: signed as the webhook is, answered 200 and empty."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await signed_form(request, validator, url)
+        if form is None:
+            return Response(status_code=403)
+        sid, status = str(form.get("MessageSid", "")), str(form.get("MessageStatus", ""))
+        await reports.record(sid, status, str(form.get("ErrorCode", "")))
+        return Response(status_code=200)
+
+    return endpoint

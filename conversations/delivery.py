@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
@@ -118,6 +119,11 @@ class Backoff:
         return min(self.first * 2 ** min(attempts, 20), self.longest)
 
 
+class Send(Protocol):
+    async def __call__(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+        """Send the reply as ``Messenger.send`` does."""
+
+
 @dataclass
 class Courier:
     """Send a chat's outbox, oldest first, and settle each message by ``fate``.
@@ -140,14 +146,18 @@ class Courier:
             if not await self.deliver(message, answering=customer_wrote):
                 return
 
-    async def deliver(self, message: Outgoing, *, answering: bool = False) -> bool:
-        """Send one message; False if it is to be retried (so the chat's next ones wait)."""
+    async def deliver(
+        self, message: Outgoing, *, answering: bool = False, send: Send | None = None
+    ) -> bool:
+        """Send one message (through ``send`` if given: a channel's other way of sending it);
+        False if it is to be retried (so the chat's next ones wait)."""
         now = self.clock()
         # Another replica may flush the same chat (SQLite has no cross-process chat lock).
         if not await self.outbox.claim(message.id, until=now + self.lease, now=now):
             return True
+        send = send or self.messenger.send
         try:
-            vendor_id = await self.messenger.send(message.key, message.reply, answering=answering)
+            vendor_id = await send(message.key, message.reply, answering=answering)
         except (NotDeliverableNow, DeliveryFailed) as error:
             return await self.settle(message, error)
         await self.outbox.sent(message.id, vendor_id=vendor_id, at=self.clock())
