@@ -51,6 +51,7 @@ from telegram.ext import (
 
 from adapters.aiohttp_request import AiohttpRequest
 from adapters.telegram_messenger import POSITION_PREFIX
+from conversations.cards import has_card_number
 from conversations.catalog import soles
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.machine import Choice, Event, Text
@@ -340,7 +341,9 @@ class UpdateInbox:
     async def accept(self, update: Update, body: str) -> None:
         """Keep the update, then handle its chat's updates in the background."""
         key = chat_key(update)
-        if key is None:  # nothing to order: straight to the handlers
+        # Nothing to order, or a card number typed by mistake, which must never reach the disk:
+        # straight to the handlers, whose guard drops the card unread and warns the customer.
+        if key is None or carries_card(update):
             await self.application.update_queue.put(update)
         elif await self.pending.add(key, update.update_id, body, at=self.clock()):
             if len(self._parsed) >= PARSED_KEPT:
@@ -369,6 +372,13 @@ class UpdateInbox:
         """Take up the updates a crashed or stopped replica left kept."""
         for key in await self.pending.chats():
             self.application.create_task(self.drain(key))
+
+
+def carries_card(update: Update) -> bool:
+    """True if what the customer typed, captioned or pressed holds a card number."""
+    message, query = update.effective_message, update.callback_query
+    typed = (message.text, message.caption) if message else ()
+    return any(has_card_number(text) for text in (*typed, query.data if query else None) if text)
 
 
 def telegram_webhook(inbox: UpdateInbox, secret: str) -> Callable[[Request], Awaitable[Response]]:
