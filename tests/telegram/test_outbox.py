@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-from tests.fake_telegram import BAD_GATEWAY
+from bot.telegram import SEND_RETRIES
+from tests.fake_telegram import BAD_GATEWAY, retry_after
 from tests.telegram.user import TelegramUser
 
 WITHIN = 5.0  # seconds
@@ -43,3 +44,16 @@ async def test_a_timed_out_notice_arrives_within_seconds_of_the_bot_api_coming_b
 
     assert "Recarga exitosa" in notice.params["text"] and notice.at - back < WITHIN
     assert sum("Recarga exitosa" in text for text in api.texts(7402)) == 1
+
+
+async def test_a_reply_still_refused_after_the_rate_limiters_retries_arrives_once(user, api):
+    maria = user(7403)
+    for _ in range(SEND_RETRIES + 1):  # the limiter's own retries, and one more
+        api.refuse("sendMessage", retry_after(1), chat_id="7403")
+
+    replies = await maria.say("/ayuda")
+
+    calls = [c for c in api.of("sendMessage") if c.params["chat_id"] == "7403"]
+    assert [c.ok for c in calls] == [False] * (SEND_RETRIES + 1) + [True]
+    assert calls[-1].at - calls[-2].at >= 1.0  # the outbox honoured retry_after
+    assert len(replies) == 1 and "Te ayudo" in replies[0].params["text"]
