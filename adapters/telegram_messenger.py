@@ -21,7 +21,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
@@ -35,6 +41,11 @@ from conversations.ports import Contacts
 logger = logging.getLogger(__name__)
 
 POSITION_PREFIX = "#"  # callback_data "#3": the third option, for ids longer than 64 bytes
+OWN_NUMBER = ReplyKeyboardMarkup(
+    [[KeyboardButton("Usar mi número", request_contact=True)]],
+    resize_keyboard=True, one_time_keyboard=True,
+)  # fmt: skip
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -53,9 +64,10 @@ class TelegramMessenger:
             logger.info("chat %s blocked the bot: reply not sent", mask_chat(key))
             raise NotDeliverableNow("the customer blocked the bot")
         try:
+            chat_id = int(key.chat_id)  # a private chat's id is its user's: above zero
             sent = [
-                await self._bot.send_message(int(key.chat_id), text, reply_markup=markup)
-                for text, markup in render(reply)
+                await self._bot.send_message(chat_id, text, reply_markup=markup)
+                for text, markup in render(reply, private=chat_id > 0)
             ]
         except Forbidden:
             logger.warning("chat %s blocked the bot: marked unreachable", mask_chat(key))
@@ -82,8 +94,11 @@ def _seconds(wait: timedelta | float) -> float:
     return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
-def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
-    """Turn a reply into (text, keyboard) messages, the keyboard on the last one."""
+def render(reply: Reply, *, private: bool = True) -> list[tuple[str, Markup | None]]:
+    """Turn a reply into (text, keyboard) messages, the keyboard on the last one.
+
+    ``ask_contact`` becomes a one-time "Usar mi número" keyboard button, in a private chat only
+    (Telegram shares the number of whoever taps it) and when no inline button is shown."""
     text = reply.text
     rows = [[InlineKeyboardButton(o.label, callback_data=callback_data(o, i))]
             for i, o in enumerate(reply.options, start=1)]  # fmt: skip
@@ -92,7 +107,9 @@ def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
     elif reply.link:
         text = f"{text}\n{reply.link.url}"  # Telegram refuses local addresses in buttons
     chunks = split_text(text)
-    markup = InlineKeyboardMarkup(rows) if rows else None
+    markup: Markup | None = InlineKeyboardMarkup(rows) if rows else None
+    if markup is None and reply.ask_contact and private:
+        markup = OWN_NUMBER
     return [(chunk, markup if last else None) for last, chunk in _mark_last(chunks)]
 
 

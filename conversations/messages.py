@@ -41,6 +41,8 @@ class Reply:
     link: Link | None = None
     # False for promos and other messages an opted-out customer (BAJA / STOP) must not get.
     essential: bool = True
+    # Offer to share the customer's own number in one tap, where the channel can (Telegram).
+    ask_contact: bool = False
 
 
 DOC_LABELS = {DocType.DNI: "DNI", DocType.CE: "Carné de Extranjería", DocType.PASSPORT: "Pasaporte"}
@@ -83,7 +85,8 @@ def welcome_back(options: Sequence[Option]) -> Reply:
 
 def ask_number() -> Reply:
     return Reply(
-        "¿Qué número Claro quieres recargar? Escribe sus 9 dígitos, por ejemplo 987 654 321."
+        "¿Qué número Claro quieres recargar? Escribe sus 9 dígitos, por ejemplo 987 654 321.",
+        ask_contact=True,
     )
 
 
