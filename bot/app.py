@@ -56,6 +56,7 @@ from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
+from storage.outbox import KEPT as OUTBOX_KEPT
 from storage.outbox import SqlOutbox
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
@@ -300,6 +301,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         await fulfilment.resume()
         for key in await outbox.chats_due(now=clock()):
             await chat.deliver(key)
+        await outbox.prune(before=clock() - OUTBOX_KEPT)
 
     worker = Worker(resume, interval=settings.reconcile_interval_seconds)
     channel, telegram_routes = (

@@ -3,7 +3,8 @@
 ``put_outgoing`` writes messages on the caller's connection, so a chat's new state and its
 replies commit together (``SqlConversationStore.save``). A message id already in is left as it
 is: an order notice put in twice (a crash between putting it and marking the order told) is
-sent once. The reply is stored encrypted: it may carry a name, a line or a payment link.
+sent once. The reply is stored encrypted: it may carry a name, a line or a payment link; a
+settled message is kept ``KEPT`` (late delivery reports still find it), then pruned.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +26,7 @@ from storage.models import OutboxRow
 
 PENDING, SENDING, WAITING, SENT, REFUSED = "pending", "sending", "waiting", "sent", "refused"
 VENDOR_STATES = frozenset({"delivered", "read", "failed", "undelivered"})
+KEPT = timedelta(days=7)
 _TABLE = OutboxRow.__table__
 _C = _TABLE.c
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -136,6 +138,16 @@ class SqlOutbox:
             row = (await db.execute(stmt)).first()
             await db.commit()
         return _outgoing(row) if row else None
+
+    async def prune(self, *, before: datetime) -> int:
+        """Delete messages settled before ``before`` (sent, reported or refused): they hold
+        what the customer was told. Pending and waiting ones stay, whatever their age."""
+        settled = [SENT, REFUSED, *VENDOR_STATES]
+        stmt = delete(_TABLE).where(_C.state.in_(settled), _C.updated_at < before)
+        async with self.engine.connect() as db:
+            pruned = (await db.execute(stmt)).rowcount
+            await db.commit()
+        return pruned
 
     async def _set(self, message_id: str, *, at: datetime | None = None, **values: Any) -> None:
         if at is not None:
