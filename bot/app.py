@@ -328,7 +328,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
         *whatsapp_routes(
             settings,
-            inbox=Inbox(contacts, chat.handle, chat.messenger, clock, offered),
+            inbox=Inbox(contacts, chat.handle, chat.answer, clock, offered),
             reports=StatusReports(outbox, chat.courier, whatsapp, locks.hold, clock)
             if whatsapp
             else None,

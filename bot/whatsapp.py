@@ -53,7 +53,7 @@ from conversations.machine import Choice, Text
 from conversations.masking import mask_chat
 from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
-from conversations.ports import Contacts, Messenger
+from conversations.ports import Contacts
 from storage.outbox import VENDOR_STATES, SqlOutbox
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Inbox:
 
     contacts: Contacts
     handle: Callable[[ChatKey, Text | Choice], Awaitable[None]]
-    messenger: Messenger
+    answer: Callable[[ChatKey, Reply], Awaitable[None]]  # through the outbox
     clock: Callable[[], datetime]
     offered: Callable[[ChatKey], Awaitable[Collection[str]]]  # the option ids the chat shows now
 
@@ -141,7 +141,7 @@ class Inbox:
         # BAJA also withdraws the promo opt-in; ALTA is an express yes to promos.
         await self.contacts.mark(inbound.key, at=self.clock(), opted_out=out, promos=not out)
         logger.info("%s opted %s (%s)", mask_chat(inbound.key), "out" if out else "in", word)
-        await self.messenger.send(inbound.key, msg.opted_out() if out else msg.opted_in())
+        await self.answer(inbound.key, msg.opted_out() if out else msg.opted_in())
         return True
 
 

@@ -142,6 +142,14 @@ class ChatService:
                 await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
             await self.courier.flush(key, customer_wrote=wrote)
 
+    async def answer(self, key: ChatKey, reply: Reply) -> None:
+        """Answer the customer outside the conversation (a channel keyword), through the outbox."""
+        async with self.locks.hold(key):
+            await self.courier.outbox.add(
+                [Outgoing(f"{self.new_id()}:0", key, reply)], at=self.clock()
+            )
+            await self.courier.flush(key, customer_wrote=True)
+
     async def deliver(self, key: ChatKey) -> None:
         """Send what the chat's outbox holds now (a retry's timer, the worker's pass)."""
         async with self.locks.hold(key):

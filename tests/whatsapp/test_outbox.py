@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from bot.app import Services
+from conversations.messages import opted_out
 from tests.fake_twilio import FakeTwilio
 from tests.service.chat import TEST_CARD
 from tests.whatsapp.phone import Phone
@@ -49,3 +50,18 @@ async def test_a_notice_twilio_answers_500_arrives_within_seconds_exactly_once(
     late = phone.received()[before:]
     assert twilio.refusals == [20500]
     assert len(late) == 1 and "Recarga exitosa" in late[0] and took < WITHIN
+
+
+async def test_the_answer_to_baja_twilio_answers_500_arrives_within_seconds_exactly_once(
+    phone: Phone, twilio: FakeTwilio
+):
+    await phone.say("hola")
+    twilio.outages = 1
+
+    started = time.perf_counter()
+    await phone.send(phone.form("BAJA"))
+    await twilio.wait_for(lambda: len(phone.received()) == 2, within=WITHIN)
+    took = time.perf_counter() - started
+
+    assert twilio.refusals == [20500] and took < WITHIN
+    assert phone.received()[1] == opted_out().text
