@@ -5,26 +5,33 @@ button. Telegram caps a message at 4,096 characters and ``callback_data`` at 64 
 texts are split (the keyboard rides on the last part) and an over-long option id is sent as its
 position in the list, which the core resolves like a typed number.
 
-Refusals become the core's errors, so an order notice stays pending and is sent again later:
+Refusals become the core's errors, which ``conversations.delivery.fate`` sorts for the outbox:
 a 403 means the customer blocked the bot, so the chat is marked unreachable and every send to it
 raises ``NotDeliverableNow`` until the customer writes again (which clears the mark). Flood
 control (429) is the rate limiter's job, below this class: it waits ``retry_after`` and sends
-again; a 429 left after its retries, a 400 (e.g. "chat not found"), a timeout or a broken
-connection raise ``DeliveryFailed``. After a timeout the message may have arrived: a notice sent
-twice is better than a notice lost.
+again; a 429 left after its retries raises ``Throttled`` with Telegram's ``retry_after``, a 400
+(e.g. "chat not found") ``Refused``, a timeout, a 5xx or a broken connection ``DeliveryFailed``.
+After a timeout the message may have arrived: a notice sent twice is better than a notice lost.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from conversations.delivery import Refused, Throttled
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Option, Reply
@@ -34,6 +41,11 @@ from conversations.ports import Contacts
 logger = logging.getLogger(__name__)
 
 POSITION_PREFIX = "#"  # callback_data "#3": the third option, for ids longer than 64 bytes
+OWN_NUMBER = ReplyKeyboardMarkup(
+    [[KeyboardButton("Usar mi número", request_contact=True)]],
+    resize_keyboard=True, one_time_keyboard=True,
+)  # fmt: skip
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -45,25 +57,48 @@ class TelegramMessenger:
         self._contacts = contacts
         self._clock = clock
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
-        """Send the reply in as many messages as it needs, or raise why it cannot go now."""
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+        """Send the reply in as many messages as it needs, or raise why it cannot go now;
+        return the id of the last message."""
         if not answering and (await self._contacts.contact(key)).unreachable:
             logger.info("chat %s blocked the bot: reply not sent", mask_chat(key))
             raise NotDeliverableNow("the customer blocked the bot")
         try:
-            for text, markup in render(reply):
-                await self._bot.send_message(int(key.chat_id), text, reply_markup=markup)
+            chat_id = int(key.chat_id)  # a private chat's id is its user's: above zero
+            sent = [
+                await self._bot.send_message(chat_id, text, reply_markup=markup)
+                for text, markup in render(reply, private=chat_id > 0)
+            ]
         except Forbidden:
             logger.warning("chat %s blocked the bot: marked unreachable", mask_chat(key))
             await self._contacts.mark(key, unreachable=True, at=self._clock())
             raise NotDeliverableNow("the customer blocked the bot") from None
-        except TelegramError as error:  # 400, 429 after the retries, timeouts, network
+        except TelegramError as error:
             logger.warning("reply to %s not sent: %r", mask_chat(key), error)
-            raise DeliveryFailed(f"Telegram: {type(error).__name__}") from error
+            raise _translated(error) from error
+        return str(sent[-1].message_id)
 
 
-def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
-    """Turn a reply into (text, keyboard) messages, the keyboard on the last one."""
+def _translated(error: TelegramError) -> DeliveryFailed:
+    """429 left after the rate limiter's retries, 400, or a timeout / network failure."""
+    what = f"Telegram: {type(error).__name__}"
+    if isinstance(error, RetryAfter):
+        wait = error.retry_after
+        return Throttled(what, retry_after=_seconds(wait))
+    if isinstance(error, BadRequest):
+        return Refused(what)
+    return DeliveryFailed(what)
+
+
+def _seconds(wait: timedelta | float) -> float:
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+
+
+def render(reply: Reply, *, private: bool = True) -> list[tuple[str, Markup | None]]:
+    """Turn a reply into (text, keyboard) messages, the keyboard on the last one.
+
+    ``ask_contact`` becomes a one-time "Usar mi número" keyboard button, in a private chat only
+    (Telegram shares the number of whoever taps it) and when no inline button is shown."""
     text = reply.text
     rows = [[InlineKeyboardButton(o.label, callback_data=callback_data(o, i))]
             for i, o in enumerate(reply.options, start=1)]  # fmt: skip
@@ -72,7 +107,9 @@ def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
     elif reply.link:
         text = f"{text}\n{reply.link.url}"  # Telegram refuses local addresses in buttons
     chunks = split_text(text)
-    markup = InlineKeyboardMarkup(rows) if rows else None
+    markup: Markup | None = InlineKeyboardMarkup(rows) if rows else None
+    if markup is None and reply.ask_contact and private:
+        markup = OWN_NUMBER
     return [(chunk, markup if last else None) for last, chunk in _mark_last(chunks)]
 
 

@@ -1,4 +1,4 @@
-"""WhatsApp replies through Twilio's Messages API, with the twilio Client it is given.
+"""WhatsApp replies through Twilio's Messages API, with the ``TwilioMessages`` client it is given.
 
 Rendering: options become a numbered list the customer answers with the number or the words (the
 core's ``resolve`` reads both); the payment link goes on its own line; bodies longer than Twilio's
@@ -12,9 +12,12 @@ is the body; option n (from 1) has its title in {{2n}} and its id in {{2n+1}}; t
 URL is the template's fixed start plus {{2}}. Anything over WhatsApp's limits, or a count with no
 template, goes as text; so does content Twilio refuses (a mistyped SID must not silence the bot).
 
-Twilio errors are translated here: 21610 (the customer blocked us with STOP) marks them opted out
-and unreachable (nothing more is sent until they write), 63016 (outside the window) falls back to
-the template or NotDeliverableNow, anything else is DeliveryFailed.
+Twilio errors are translated here, whether answered at once or reported later by a status
+callback (``after_send``): 21610 (the customer blocked us with STOP) marks them opted out and
+unreachable (nothing more is sent until they write), 63024 (not a WhatsApp recipient) marks them
+unreachable, 63049 (WhatsApp chose not to deliver) waits for them, 63016 (outside the window)
+falls back to the template or NotDeliverableNow, 429 / 20429 is Throttled, another 4xx Refused,
+anything else DeliveryFailed (``conversations.delivery.fate`` says what becomes of each).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from datetime import datetime
 
 from aiohttp import ClientError
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
 
-from conversations.delivery import Route, route, window_closed
+from adapters.twilio_rest import TwilioMessages
+from conversations.delivery import Refused, Route, Throttled, route, window_closed
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Link, Option, Reply
@@ -42,7 +45,10 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1600
 OPTED_OUT = 21610
 OUTSIDE_WINDOW = 63016
+INVALID_RECIPIENT = 63024
+NOT_DELIVERED_BY_META = 63049
 TOO_MANY_REQUESTS = 429
+TOO_MANY_REQUESTS_CODE = 20429
 
 INTERACTIVE_BODY = 1024  # quick-reply, list-picker and call-to-action bodies
 BUTTON_TITLE = 20  # a WhatsApp reply button's title
@@ -155,9 +161,10 @@ class TwilioMessenger:
 
     def __init__(
         self,
-        client: Client,
+        client: TwilioMessages,
         *,
         sender: str,
+        status_callback: str | None = None,
         contacts: Contacts,
         clock: Callable[[], datetime],
         templates: Templates = Templates(),
@@ -165,67 +172,91 @@ class TwilioMessenger:
     ) -> None:
         self._client = client
         self._sender = sender
+        self._status_callback = status_callback  # where Twilio reports delivery, if anywhere
         self._contacts = contacts
         self._clock = clock
         self._templates = templates
-        self._timeout = timeout  # twilio's async client sets none: a hung call would hold the chat
+        self._timeout = timeout  # a hung call would hold the chat
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
-        """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says.
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+        """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says;
+        return the MessageSid of the last message sent.
 
         The contact is read even when ``answering``: its opt-out and window decide the route."""
         contact = await self._contacts.contact(key)
-        has_template = self._templates.notification is not None
         try:
-            await self._carry_out(
-                key, reply, route(contact, reply, now=self._clock(), has_template=has_template)
-            )
+            decision = route(contact, reply, now=self._clock(), has_template=self._has_template)
+            return await self._carry_out(key, reply, decision)
         except _OutsideWindow:  # Twilio's window closed before our record of it
-            await self._carry_out(key, reply, window_closed(reply, has_template=has_template))
+            return await self.outside_window(key, reply)
 
-    async def _carry_out(self, key: ChatKey, reply: Reply, decision: Route) -> None:
+    async def outside_window(self, key: ChatKey, reply: Reply) -> str | None:
+        """Send the reply as WhatsApp allows outside the window (Twilio said 63016)."""
+        decision = window_closed(reply, has_template=self._has_template)
+        return await self._carry_out(key, reply, decision)
+
+    async def after_send(self, key: ChatKey, reply: Reply, code: int) -> str | None:
+        """Take the route an immediate refusal with ``code`` takes, for a message Twilio took
+        and WhatsApp then refused (a status callback): the template, or the core's error."""
+        error = await self._refused(key, TwilioRestException(400, "", code=code, method="POST"))
+        if isinstance(error, _OutsideWindow):
+            return await self.outside_window(key, reply)
+        raise error
+
+    @property
+    def _has_template(self) -> bool:
+        return self._templates.notification is not None
+
+    async def _carry_out(self, key: ChatKey, reply: Reply, decision: Route) -> str | None:
         match decision:
             case Route.FREE_FORM:
-                await self._free_form(key, reply)
+                return await self._free_form(key, reply)
             case Route.TEMPLATE:
-                await self._template(key, reply)
+                return await self._template(key, reply)
             case Route.LATER:
                 raise NotDeliverableNow("outside the 24-hour window, or the customer blocked us")
-            case Route.DROP:
-                logger.info("non-essential message to %s not sent", mask_chat(key))
+        logger.info("non-essential message to %s not sent", mask_chat(key))
+        return None
 
-    async def _free_form(self, key: ChatKey, reply: Reply) -> None:
+    async def _free_form(self, key: ChatKey, reply: Reply) -> str:
         """Interactive content when a template fits, else text; text too if Twilio refuses it."""
         content = interactive(reply, self._templates)
         if content is not None:
             try:
-                await self._create(key, content_sid=content.sid, content_variables=content.json())
-                return
-            except _Rejected as error:
+                return await self._create(
+                    key, ContentSid=content.sid, ContentVariables=content.json()
+                )
+            except Refused as error:
                 logger.warning("content %s refused, sent as text: %s", content.sid, error)
-        for body in split(render(reply)):
-            await self._create(key, body=body)
+        sids = [await self._create(key, Body=body) for body in split(render(reply))]
+        return sids[-1]
 
-    async def _template(self, key: ChatKey, reply: Reply) -> None:
+    async def _template(self, key: ChatKey, reply: Reply) -> str:
         variables = json.dumps({"1": one_line(render(reply))}, ensure_ascii=False)
         try:
-            await self._create(
-                key, content_sid=self._templates.notification, content_variables=variables
+            return await self._create(
+                key, ContentSid=self._templates.notification or "", ContentVariables=variables
             )
         except _OutsideWindow:
             raise NotDeliverableNow("Twilio 63016 on a template") from None
 
-    async def _create(self, key: ChatKey, **content: str | None) -> None:
+    async def _create(self, key: ChatKey, **content: str) -> str:
+        fields = {"To": f"whatsapp:{key.chat_id}", "From": self._sender, **content}
+        if self._status_callback:
+            fields["StatusCallback"] = self._status_callback
         try:
             async with asyncio.timeout(self._timeout):
-                message = await self._client.messages.create_async(
-                    to=f"whatsapp:{key.chat_id}", from_=self._sender, **content
-                )
+                message = await self._client.create(fields)
         except TwilioRestException as error:
             raise await self._refused(key, error) from None
         except (ClientError, TimeoutError) as error:
             raise DeliveryFailed(f"Twilio unreachable: {type(error).__name__}") from error
-        logger.info("whatsapp message %s queued for %s", message.sid, mask_chat(key))
+        sid = str(message["sid"])
+        logger.info("whatsapp message %s queued for %s", sid, mask_chat(key))
+        return sid
 
     async def _refused(self, key: ChatKey, error: TwilioRestException) -> Exception:
         """The core error for a refusal, after recording what it says about the customer."""
@@ -233,17 +264,23 @@ class TwilioMessenger:
             logger.warning("%s blocked us (Twilio 21610): opted out", mask_chat(key))
             await self._contacts.mark(key, at=self._clock(), opted_out=True, unreachable=True)
             return NotDeliverableNow("Twilio 21610: the customer blocked us")
+        if error.code == INVALID_RECIPIENT:
+            logger.warning(
+                "%s is no WhatsApp recipient (Twilio 63024): unreachable", mask_chat(key)
+            )
+            await self._contacts.mark(key, at=self._clock(), unreachable=True)
+            return NotDeliverableNow("Twilio 63024: not a WhatsApp recipient now")
         if error.code == OUTSIDE_WINDOW:
             return _OutsideWindow()
+        if error.code == NOT_DELIVERED_BY_META:
+            return NotDeliverableNow("Twilio 63049: WhatsApp chose not to deliver it now")
         refused = f"Twilio refused the message: {error.code} ({error.status})"
-        if error.status == TOO_MANY_REQUESTS or error.status >= 500:
+        if error.status == TOO_MANY_REQUESTS or error.code == TOO_MANY_REQUESTS_CODE:
+            return Throttled(refused)
+        if error.status >= 500:
             return DeliveryFailed(refused)
-        return _Rejected(refused)
+        return Refused(refused)
 
 
 class _OutsideWindow(Exception):
     """Twilio answered 63016; turned into a template or NotDeliverableNow in this module."""
-
-
-class _Rejected(DeliveryFailed):
-    """Twilio refused the request itself (a 4xx): sent again as it is, it would fail again."""

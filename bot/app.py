@@ -46,13 +46,14 @@ from bot.telegram import (
     telegram_application,
     telegram_channel,
 )
-from bot.whatsapp import Inbox, whatsapp_messenger, whatsapp_routes
-from bot.worker import Worker
+from bot.whatsapp import Inbox, StatusReports, whatsapp_messenger, whatsapp_routes
+from bot.worker import Timers, Worker
 from conversations.catalog import Catalogue
+from conversations.delivery import Courier
 from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
-from conversations.machine import OrderSettled, Rules
-from conversations.model import Order
+from conversations.machine import OrderSettled, Rules, options
+from conversations.model import ChatKey, Order
 from conversations.ports import Alerts, ChatLocks, Messenger, PackageSource, Payments, TopUps
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
@@ -61,6 +62,8 @@ from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
+from storage.outbox import KEPT as OUTBOX_KEPT
+from storage.outbox import SqlOutbox
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
 from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
@@ -330,7 +333,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         )  # fmt: skip
         return response.status_code
 
-    closers: list[Closer] = []
+    closers: list[Closer] = [whatsapp.close] if whatsapp else []
     payments: Payments
     if settings.stripe_secret_key:
         payments, close = stripe_payments(settings, settings.stripe_secret_key.get_secret_value())
@@ -351,15 +354,25 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         Catalogue(()), policy_version=settings.privacy_policy_version,
         service_hours=settings.service_hours, complaints_url=settings.complaints_book_url,
     )  # fmt: skip
+    messenger = given.messenger or ChannelRouter(
+        {n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}
+    )
+    outbox, timers = SqlOutbox(engine), Timers()
+    closers.append(timers.close)
     chat = ChatService(
-        store=store, orders=orders, payments=payments, topups=topups,
-        messenger=given.messenger
-        or ChannelRouter({n: m for n, m in (("whatsapp", whatsapp), ("telegram", telegram)) if m}),
+        store=store, orders=orders, payments=payments, topups=topups, messenger=messenger,
         rules=rules, catalogue=catalogue.current,
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
+        courier=Courier(outbox, messenger, clock, timers.later),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
         operators=alerts,
     )  # fmt: skip
+    timers.target = chat.deliver
+
+    async def offered(key: ChatKey) -> frozenset[str]:
+        return frozenset(
+            option.id for option in options(await store.load(key), await chat.rules_now())
+        )
 
     async def tell(order: Order) -> None:
         await chat.handle(order.key, OrderSettled(order))
@@ -373,6 +386,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
 
     async def background_pass() -> None:
         await fulfilment.resume()
+        for key in await outbox.chats_due(now=clock()):
+            await chat.deliver(key)
+        await outbox.prune(before=clock() - OUTBOX_KEPT)
         await admin.start_due()  # promos scheduled from the console
 
     worker = Worker(background_pass, interval=settings.reconcile_interval_seconds)
@@ -398,7 +414,13 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
             methods=["POST"],
         ),
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
-        *whatsapp_routes(settings, inbox=Inbox(contacts, chat.handle, chat.messenger, clock)),
+        *whatsapp_routes(
+            settings,
+            inbox=Inbox(contacts, chat.handle, chat.answer, clock, offered),
+            reports=StatusReports(outbox, chat.courier, whatsapp, locks.hold, clock)
+            if whatsapp
+            else None,
+        ),
         *telegram_routes,
         admin.mount(),
     ]

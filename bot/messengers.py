@@ -19,9 +19,9 @@ class ChannelRouter:
     def __init__(self, by_channel: Mapping[str, Messenger]) -> None:
         self._by_channel = dict(by_channel)
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
         messenger = self._by_channel.get(key.channel.value)
         if messenger is None:
             logger.warning("no messenger for %s: reply dropped", mask_chat(key))
-            return
-        await messenger.send(key, reply, answering=answering)
+            return None
+        return await messenger.send(key, reply, answering=answering)

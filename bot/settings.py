@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_max_messages_per_second: float = 30.0
+    # How long a Bot API call may take before it counts as failed (the outbox sends it again).
+    telegram_timeout_seconds: float = Field(default=5.0, gt=0)
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     console_session_key: SecretStr | None = None  # signs /admin cookies; default: a local file
 

@@ -19,7 +19,6 @@ chat. Without a public URL it long-polls instead (one process: the in-process or
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
@@ -33,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import BotCommand, CallbackQuery, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -51,8 +51,8 @@ from telegram.ext import (
 
 from adapters.aiohttp_request import AiohttpRequest
 from adapters.telegram_messenger import POSITION_PREFIX
+from conversations.cards import has_card_number
 from conversations.catalog import soles
-from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.machine import Choice, Event, Text
 from conversations.masking import mask_chat
 from conversations.messages import LIMA, Reply
@@ -81,6 +81,9 @@ COMMANDS = [
     BotCommand("ayuda", "Cómo funciona RecargaBot"),
 ]
 NOT_ADMIN = "Lo siento, ese comando es solo para administradores."
+PRIVATE_ONLY = (
+    "Las recargas se hacen por chat privado, para cuidar tus datos. Escríbeme aquí: {link}"
+)
 
 Context = ContextTypes.DEFAULT_TYPE
 StatsReader = Callable[..., Awaitable["OrderStats"]]
@@ -142,13 +145,15 @@ def telegram_application(settings: Settings) -> BotApplication:
     assert token is not None, "only built when TELEGRAM_BOT_TOKEN is set"
     # Opt in to PTB's timedelta retry_after now: otherwise every 429 raises a deprecation warning.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
+    seconds = settings.telegram_timeout_seconds
+    timeouts = {"read_timeout": seconds, "write_timeout": seconds, "connect_timeout": seconds}
     builder = (
         ApplicationBuilder()
         .token(token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .concurrent_updates(PerChatUpdateProcessor(MAX_CONCURRENT_UPDATES))
         # aiohttp, not PTB's default httpx: ~10x the sendMessage rate on loopback (bench/).
-        .request(AiohttpRequest(MAX_CONCURRENT_UPDATES // 2, pool_timeout=10))
+        .request(AiohttpRequest(MAX_CONCURRENT_UPDATES // 2, pool_timeout=10, **timeouts))
         .get_updates_request(AiohttpRequest(1, pool_timeout=10))
         .rate_limiter(
             AIORateLimiter(
@@ -185,13 +190,19 @@ class TelegramHandlers:
         application.add_handler(CommandHandler("stats", self.stats))
         application.add_handler(CallbackQueryHandler(self.button))
         application.add_handler(MessageHandler(filters.TEXT, self.text))
+        application.add_handler(MessageHandler(filters.CONTACT, self.contact))
         application.add_handler(MessageHandler(~filters.TEXT, self.other))
         application.add_error_handler(self.error)
 
-    async def with_chat(self, update: Update, _: Context) -> None:
-        """Stop an update without a chat (nothing to answer to) before any handler sees it."""
+    async def with_chat(self, update: Update, context: Context) -> None:
+        """Stop an update without a chat (nothing to answer to) before any handler sees it, and
+        one from a group or channel, answered once with the way to a private chat."""
         if chat_key(update) is None:
             await _answer(update.callback_query)
+            raise ApplicationHandlerStop
+        if not private(update):
+            await _answer(update.callback_query)
+            await _point_to_private(update, context)
             raise ApplicationHandlerStop
 
     async def first_delivery(self, update: Update, context: Context) -> None:
@@ -208,6 +219,12 @@ class TelegramHandlers:
         """Forward a Telegram text message (commands included) to the conversation core."""
         message = update.effective_message
         await self._handle(update, Text((message.text if message else None) or ""))
+
+    async def contact(self, update: Update, _: Context) -> None:
+        """Forward a shared contact's phone number ("Usar mi número") as if it were typed."""
+        message = update.effective_message
+        shared = message.contact if message else None
+        await self._handle(update, Text(shared.phone_number if shared else ""))
 
     async def other(self, update: Update, _: Context) -> None:
         """Forward a photo, sticker or other non-text message as empty text: the core re-asks."""
@@ -246,10 +263,24 @@ class TelegramHandlers:
     async def _handle(self, update: Update, event: Event) -> None:
         key = chat_key(update)
         assert key is not None, "first_delivery stops updates without a chat"
-        # A reply that could not go is no failure of the update: the turn is saved, the messenger
-        # logged why, and the customer's next message carries on from there.
-        with contextlib.suppress(NotDeliverableNow, DeliveryFailed):
-            await self.chat.handle(key, event)
+        await self.chat.handle(key, event)  # replies that cannot go now stay in the outbox
+
+
+def private(update: Update) -> bool:
+    """True in a one-to-one chat with the bot: the only place personal data is asked."""
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+async def _point_to_private(update: Update, context: Context) -> None:
+    """Answer a group or channel once, in place, with a link to the bot's private chat."""
+    chat = update.effective_chat
+    assert chat is not None, "with_chat stopped updates without a chat"
+    link = f"https://t.me/{context.bot.username}"
+    try:
+        await context.bot.send_message(chat.id, PRIVATE_ONLY.format(link=link))
+    except TelegramError as error:
+        logger.warning("could not point a %s chat to the private one: %s", chat.type, error)
 
 
 def choice_of(data: str) -> Event:
@@ -344,7 +375,10 @@ class UpdateInbox:
     async def accept(self, update: Update, body: str) -> None:
         """Keep the update, then handle its chat's updates in the background."""
         key = chat_key(update)
-        if key is None:  # nothing to order: straight to the handlers
+        # Nothing to order; a group or channel, where nothing is kept; or a card number typed by
+        # mistake, which must never reach the disk (the handlers' guard drops it and warns):
+        # straight to the handlers.
+        if key is None or not private(update) or carries_card(update):
             await self.application.update_queue.put(update)
         elif await self.pending.add(key, update.update_id, body, at=self.clock()):
             if len(self._parsed) >= PARSED_KEPT:
@@ -373,6 +407,13 @@ class UpdateInbox:
         """Take up the updates a crashed or stopped replica left kept."""
         for key in await self.pending.chats():
             self.application.create_task(self.drain(key))
+
+
+def carries_card(update: Update) -> bool:
+    """True if what the customer typed, captioned or pressed holds a card number."""
+    message, query = update.effective_message, update.callback_query
+    typed = (message.text, message.caption) if message else ()
+    return any(has_card_number(text) for text in (*typed, query.data if query else None) if text)
 
 
 def telegram_webhook(inbox: UpdateInbox, secret: str) -> Callable[[Request], Awaitable[Response]]:

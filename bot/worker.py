@@ -1,4 +1,5 @@
-"""The background worker: runs fulfilment's resume pass when kicked and every few seconds."""
+"""The background worker: runs the resume pass (orders, outbox) when kicked and every few seconds;
+and the outbox's retry timers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from conversations.model import ChatKey
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +40,33 @@ class Worker:
                 await self.run_once()
             except Exception:
                 logger.exception("worker pass failed")
+
+
+class Timers:
+    """Run ``target(key)`` after a delay, in this process: the outbox's retries.
+
+    Timers die with the process; the worker's pass finds what they would have sent (the outbox
+    keeps each retry's due time)."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[ChatKey], Awaitable[None]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def later(self, key: ChatKey, delay: timedelta) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(key, delay.total_seconds()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: ChatKey, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.target is None:
+            return
+        try:
+            await self.target(key)
+        except Exception:
+            logger.exception("outbox retry failed")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -6,15 +6,28 @@ writes again. Customers who said BAJA / STOP get no promos or other non-essentia
 answers their own messages and what they must know about their money (order notices) still goes.
 A customer who blocked us at Twilio (21610) is unreachable: nothing is sent until they write.
 The rule lives here, pure, so every messenger applies the same one and tests can read it.
+
+Every message that matters (replies, order notices) goes through the outbox: put in with the
+state change that produced it, sent at once by the ``Courier``, and settled by ``fate``, the one
+rule for both channels: retried with backoff, kept until the customer writes, or refused for good.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
+from conversations.errors import DeliveryFailed, NotDeliverableNow
+from conversations.masking import mask_chat
 from conversations.messages import Reply
-from conversations.ports import Contact
+from conversations.model import ChatKey
+from conversations.ports import Contact, Messenger, Outbox, Outgoing
+
+logger = logging.getLogger(__name__)
 
 SERVICE_WINDOW = timedelta(hours=24)
 
@@ -48,3 +61,122 @@ def window_closed(reply: Reply, *, has_template: bool) -> Route:
     if not reply.essential:
         return Route.DROP  # promos outside the window would need their own opt-in template
     return Route.TEMPLATE if has_template else Route.LATER
+
+
+# ---------------------------------------------------------------- the outbox's one rule
+
+
+class Throttled(DeliveryFailed):
+    """The vendor asked us to slow down (Telegram 429, Twilio 429 / 20429)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Refused(DeliveryFailed):
+    """The vendor refused the message itself (a 400): sent again as it is, it would fail again."""
+
+
+class Fate(StrEnum):
+    RETRY = "retry"  # the vendor or the network failed: again, with backoff from one second
+    WAIT = "wait"  # the customer cannot be reached now: again as soon as they write
+    GIVE_UP = "give_up"  # the message itself is refused: kept with the reason, logged, not sent
+
+
+def fate(error: Exception) -> Fate:
+    """What becomes of a message whose send raised ``error``, on every channel.
+
+    | raised                            | for example                                | fate    |
+    |-----------------------------------|--------------------------------------------|---------|
+    | NotDeliverableNow                 | WhatsApp window closed and no template,    | WAIT    |
+    |                                   | Telegram 403 blocked, Twilio 21610 STOP    |         |
+    | Refused                           | Telegram 400, Twilio 4xx (bad content)     | GIVE_UP |
+    | DeliveryFailed, Throttled         | 5xx, 429 (retry_after), timeouts, network  | RETRY   |
+
+    A timeout may hide a message that did arrive: it is sent again (at most once per id as far as
+    the vendor lets us know). Anything else is a bug and propagates; the message stays due.
+    """
+    if isinstance(error, NotDeliverableNow):
+        return Fate.WAIT
+    if isinstance(error, Refused):
+        return Fate.GIVE_UP
+    if isinstance(error, DeliveryFailed):
+        return Fate.RETRY
+    raise error
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: timedelta = timedelta(seconds=1)
+    longest: timedelta = timedelta(minutes=5)
+
+    def delay(self, attempts: int, error: Exception) -> timedelta:
+        """Wait before attempt ``attempts + 1``: the vendor's retry_after, else 1 s, 2 s, 4 s…"""
+        asked: float | None = error.retry_after if isinstance(error, Throttled) else None
+        if asked is not None:
+            return timedelta(seconds=asked)
+        return min(self.first * (1 << min(attempts, 20)), self.longest)
+
+
+class Send(Protocol):
+    async def __call__(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+        """Send the reply as ``Messenger.send`` does."""
+
+
+@dataclass
+class Courier:
+    """Send a chat's outbox, oldest first, and settle each message by ``fate``.
+
+    The caller holds the chat (its lock), so a chat's messages go one at a time and in order: a
+    message to retry stops the ones after it. ``later(key, delay)`` asks for another pass over
+    the chat after the delay; the worker's ``resume`` catches what a restart lost.
+    """
+
+    outbox: Outbox
+    messenger: Messenger
+    clock: Callable[[], datetime]
+    later: Callable[[ChatKey, timedelta], None]
+    backoff: Backoff = Backoff()
+    lease: timedelta = timedelta(minutes=1)  # a sender that crashed mid-send is taken over after
+
+    async def flush(self, key: ChatKey, *, customer_wrote: bool = False) -> None:
+        due = await self.outbox.due(key, customer_wrote=customer_wrote, now=self.clock())
+        for message in due:
+            if not await self.deliver(message, answering=customer_wrote):
+                return
+
+    async def deliver(
+        self, message: Outgoing, *, answering: bool = False, send: Send | None = None
+    ) -> bool:
+        """Send one message (through ``send`` if given: a channel's other way of sending it);
+        False if it is to be retried (so the chat's next ones wait)."""
+        now = self.clock()
+        # Another replica may flush the same chat (SQLite has no cross-process chat lock).
+        if not await self.outbox.claim(message.id, until=now + self.lease, now=now):
+            return True
+        send = send or self.messenger.send
+        try:
+            vendor_id = await send(message.key, message.reply, answering=answering)
+        except (NotDeliverableNow, DeliveryFailed) as error:
+            return await self.settle(message, error)
+        await self.outbox.sent(message.id, vendor_id=vendor_id, at=self.clock())
+        return True
+
+    async def settle(self, message: Outgoing, error: Exception) -> bool:
+        """Record what ``fate`` says of a message that did not go; False: retried later."""
+        now, chat = self.clock(), mask_chat(message.key)
+        match fate(error):
+            case Fate.WAIT:
+                logger.info("message %s to %s waits for the customer: %s", message.id, chat, error)
+                await self.outbox.wait(message.id, at=now)
+                return True
+            case Fate.GIVE_UP:
+                logger.warning("message %s to %s refused for good: %s", message.id, chat, error)
+                await self.outbox.give_up(message.id, reason=str(error)[:200], at=now)
+                return True
+        delay = self.backoff.delay(message.attempts, error)
+        logger.info("message %s to %s again in %s: %s", message.id, chat, delay, error)
+        await self.outbox.retry(message.id, attempts=message.attempts + 1, next_at=now + delay)
+        self.later(message.key, delay)
+        return False

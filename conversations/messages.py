@@ -47,6 +47,8 @@ class Reply:
     # False where the options are figures themselves (amounts): a text channel lists them
     # without positions, so a typed "7" can only mean S/ 7.
     numbered: bool = True
+    # Offer to share the customer's own number in one tap, where the channel can (Telegram).
+    ask_contact: bool = False
 
 
 DOC_LABELS = {DocType.DNI: "DNI", DocType.CE: "Carné de Extranjería", DocType.PASSPORT: "Pasaporte"}
@@ -93,7 +95,8 @@ def pick_line(options: Sequence[Option]) -> Reply:
 
 def ask_number() -> Reply:
     return Reply(
-        "¿Qué número Claro quieres recargar? Escribe sus 9 dígitos, por ejemplo 987 654 321."
+        "¿Qué número Claro quieres recargar? Escribe sus 9 dígitos, por ejemplo 987 654 321.",
+        ask_contact=True,
     )
 
 

@@ -21,7 +21,10 @@ class ConversationStore(Protocol):
     async def load(self, key: ChatKey) -> Session:
         """The chat's session with the customer's profile (consent, saved lines, last purchase)."""
 
-    async def save(self, key: ChatKey, session: Session) -> None: ...
+    async def save(
+        self, key: ChatKey, session: Session, *, outgoing: Sequence[Outgoing] = ()
+    ) -> None:
+        """Store the chat's state and put ``outgoing`` in the outbox, in one transaction."""
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None: ...
 
@@ -149,9 +152,48 @@ class ChatLocks(Protocol):
 
 
 class Messenger(Protocol):
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
-        """Send the reply. ``answering``: it answers a message the customer just sent, so they
-        can be reached (they wrote) and need not be looked up first."""
+    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+        """Send the reply; return the vendor's id of the (last) message sent, if any.
+
+        ``answering``: the customer has just written, so they can be reached and need not be
+        looked up first. Raises the errors ``conversations.delivery.fate`` sorts."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message in the outbox: ``id`` is ours, so the same message is put in at most once."""
+
+    id: str
+    key: ChatKey
+    reply: Reply
+    attempts: int = 0
+
+
+class Outbox(Protocol):
+    """Messages to customers, kept until the vendor took them (or they cannot ever go)."""
+
+    async def add(self, outgoing: Sequence[Outgoing], *, at: datetime) -> None:
+        """Put messages in (an id already there is left as it is)."""
+
+    async def due(self, key: ChatKey, *, customer_wrote: bool, now: datetime) -> Sequence[Outgoing]:
+        """The chat's messages to send now, oldest first: pending ones, those a sender claimed
+        and left (crashed), and those waiting for the customer when they have just written."""
+
+    async def claim(self, message_id: str, *, until: datetime, now: datetime) -> bool:
+        """Take the message to send it; False if sent, or another sender holds it."""
+
+    async def chats_due(self, *, now: datetime) -> Sequence[ChatKey]:
+        """Chats with a message due by ``now`` (after a restart, or a lost timer)."""
+
+    async def sent(self, message_id: str, *, vendor_id: str | None, at: datetime) -> None: ...
+
+    async def retry(self, message_id: str, *, attempts: int, next_at: datetime) -> None: ...
+
+    async def wait(self, message_id: str, *, at: datetime) -> None:
+        """Keep the message until the customer writes again."""
+
+    async def give_up(self, message_id: str, *, reason: str, at: datetime) -> None:
+        """Record that the message can never go as it is (kept, with the reason)."""
 
 
 @dataclass(frozen=True)

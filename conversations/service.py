@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from conversations.catalog import Catalogue
+from conversations.delivery import Courier
 from conversations.errors import PaymentProviderError
 from conversations.machine import (
     CallPerson,
@@ -30,6 +31,7 @@ from conversations.machine import (
     HistoryLoaded,
     OpenCheckout,
     OperatorChecked,
+    OrderSettled,
     PersonalDataLoaded,
     RecordConsent,
     RecordPromos,
@@ -52,6 +54,7 @@ from conversations.ports import (
     Messenger,
     OrderChanges,
     Orders,
+    Outgoing,
     Payments,
     Privacy,
     TopUps,
@@ -122,6 +125,7 @@ class ChatService:
     rules: Rules
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+    courier: Courier
     locks: ChatLocks = field(default_factory=KeyedLocks)
     privacy: Privacy | None = None
     usage: Usage | None = None
@@ -131,24 +135,45 @@ class ChatService:
     catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
     async def handle(self, key: ChatKey, event: Event) -> None:
-        """Feed one event to the chat's conversation and send the replies, in order."""
-        async with self.locks.hold(key):
-            if isinstance(event, Text | Choice):  # what the customer sends, not the world
-                stopped = await self.guard.screen(key, event, self.store, now=self.clock())
-                if stopped is not None:  # a flood, or a card number: the machine never sees it
-                    for reply in stopped:
-                        await self.messenger.send(key, reply, answering=True)
-                    return
-            replies = await self._run(key, event)
-            answering = isinstance(event, Text | Choice)
-            for reply in replies:
-                await self.messenger.send(key, reply, answering=answering)
+        """Feed one event to the chat's conversation and send the replies, in order.
 
-    async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
+        Replies go through the outbox: saved with the chat's new state, then sent, after what
+        the chat still owes (a notice waiting for the customer goes first when they write)."""
+        async with self.locks.hold(key):
+            wrote = isinstance(event, Text | Choice)  # what the customer sends, not the world
+            stopped = None
+            if isinstance(event, Text | Choice):
+                stopped = await self.guard.screen(key, event, self.store, now=self.clock())
+            if stopped is None:
+                await self._run(key, event)
+            else:  # a flood, or a card number: the machine never sees it
+                await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
+            await self.courier.flush(key, customer_wrote=wrote)
+
+    async def answer(self, key: ChatKey, reply: Reply) -> None:
+        """Answer the customer outside the conversation (a channel keyword), through the outbox."""
+        async with self.locks.hold(key):
+            await self.courier.outbox.add(
+                [Outgoing(f"{self.new_id()}:0", key, reply)], at=self.clock()
+            )
+            await self.courier.flush(key, customer_wrote=True)
+
+    async def deliver(self, key: ChatKey) -> None:
+        """Send what the chat's outbox holds now (a retry's timer, the worker's pass)."""
+        async with self.locks.hold(key):
+            await self.courier.flush(key)
+
+    def _outgoing(self, key: ChatKey, event: Event, replies: list[Reply]) -> list[Outgoing]:
+        """Ids for the replies: an order's notice has one per order state, so it goes once."""
+        if isinstance(event, OrderSettled):
+            base = f"notice:{event.order.id}:{event.order.state.value}"
+        else:
+            base = self.new_id()
+        return [Outgoing(f"{base}:{n}", key, reply) for n, reply in enumerate(replies)]
+
+    async def _run(self, key: ChatKey, event: Event) -> None:
         session = await self._with_order(await self.store.load(key))
-        rules = self.rules
-        if self.catalogue is not None:
-            rules = replace(rules, catalogue=await self.catalogue())
+        rules = await self.rules_now()
         pending: list[Event] = [event]
         replies: list[Reply] = []
         erased = False
@@ -161,9 +186,17 @@ class ChatService:
                     replies.append(effect.reply)
                 elif (follow := await self._perform(key, effect)) is not None:
                     pending.append(follow)
-        if not erased:  # saving would bring the erased chat back
-            await self.store.save(key, session)
-        return replies
+        outgoing = self._outgoing(key, event, replies)
+        if erased:  # saving would bring the erased chat back
+            await self.courier.outbox.add(outgoing, at=self.clock())
+        else:
+            await self.store.save(key, session, outgoing=outgoing)
+
+    async def rules_now(self) -> Rules:
+        """The rules with the packages on sale now (operators may hide one at any moment)."""
+        if self.catalogue is None:
+            return self.rules
+        return replace(self.rules, catalogue=await self.catalogue())
 
     async def _with_order(self, session: Session) -> Session:
         """Attach the order the chat waits on, as it stands now: replies about money follow it."""

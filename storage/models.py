@@ -284,6 +284,32 @@ class OperatorRow(SQLModel, table=True):
     disabled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
+class OutboxRow(SQLModel, table=True):
+    """A message to a customer, from the transaction that produced it until the vendor took it.
+
+    ``state``: pending (due; ``next_attempt_at`` for the worker after a restart), waiting (for
+    the customer to write), sent (``vendor_id`` set), delivered / read / failed / undelivered (the
+    vendor's later reports), refused (never to go, ``error`` says why).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_chat", "chat_hash", "state", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)  # the order messages go in
+    message_id: str = Field(unique=True)
+    channel: str
+    chat_id: str = Field(sa_type=EncryptedText)
+    chat_hash: str = Field(sa_type=KeyedHash)
+    reply: str = Field(sa_type=EncryptedText)  # the Reply as JSON: it may hold a name or a line
+    state: str
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    vendor_id: str | None = Field(default=None, index=True)
+    error: str | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a ``table=True`` model, for the statements built on it."""
     # SQLAlchemy's declarative mapping sets __table__; SQLModel's type hints do not declare it.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import ColumnElement, delete, func, update
+from sqlalchemy import ColumnElement, delete, func, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import column, table
 from sqlmodel import col, select
@@ -26,7 +26,14 @@ from conversations.limits import DAY, HOUR, CheckoutUsage, RecipientUsage
 from conversations.model import ChatKey, OrderState, PersonalData
 from storage.crypto import EncryptedColumn, WrongDataKeys, keys_of
 from storage.db import Sessions
-from storage.models import AuditRow, ConversationRow, CustomerRow, OrderRow, SavedLineRow
+from storage.models import (
+    AuditRow,
+    ConversationRow,
+    CustomerRow,
+    OrderRow,
+    OutboxRow,
+    SavedLineRow,
+)
 from storage.repositories import _saved_lines, customer_of
 
 logger = logging.getLogger(__name__)
@@ -59,6 +66,8 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("audit_log", "id", "actor"),
     EncryptedColumn("pending_updates", "update_id", "chat_id"),
     EncryptedColumn("pending_updates", "update_id", "body"),
+    EncryptedColumn("outbox", "seq", "chat_id"),
+    EncryptedColumn("outbox", "seq", "reply"),
 )
 
 
@@ -192,6 +201,7 @@ async def _erase(db: AsyncSession, customer_id: int, *, at: datetime) -> None:
         .values(chat_id=BLANK, msisdn=BLANK, owner_name=BLANK, doc_number=BLANK)
     )
     await _forget_numbers(db, col(OrderRow.customer_id) == customer_id, at=at)
+    await db.exec(delete(OutboxRow).where(_outbox_of(customer_id)))  # replies name the line too
     await db.exec(
         update(CustomerRow)
         .where(col(CustomerRow.id) == customer_id)
@@ -200,6 +210,14 @@ async def _erase(db: AsyncSession, customer_id: int, *, at: datetime) -> None:
             consented_at=None, last_inbound_at=None, promos_opt_in_at=None, promos_asked_at=None,
         )
     )  # fmt: skip
+
+
+def _outbox_of(customer_id: int) -> ColumnElement[bool]:
+    """The customer's messages in the outbox (found by the chat's keyed hash, compared in SQL)."""
+    customer = select(CustomerRow.channel, CustomerRow.chat_hash).where(
+        col(CustomerRow.id) == customer_id
+    )
+    return tuple_(col(OutboxRow.channel), col(OutboxRow.chat_hash)).in_(customer)
 
 
 async def _forget_numbers(db: AsyncSession, whose: ColumnElement[bool], *, at: datetime) -> None:

@@ -51,7 +51,7 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.ports import Contact, OrderChanges
+from conversations.ports import Contact, OrderChanges, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
 from storage.models import (
     ConversationRow,
@@ -63,6 +63,7 @@ from storage.models import (
     SavedLineRow,
     table_of,
 )
+from storage.outbox import put_outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +100,17 @@ class SqlConversationStore:
             )
         return load_session(found.state, profile)
 
-    async def save(self, key: ChatKey, session: Session) -> None:
-        """Store the chat's state; the profile is kept by record_consent and remember_line."""
+    async def save(
+        self, key: ChatKey, session: Session, *, outgoing: Sequence[Outgoing] = ()
+    ) -> None:
+        """Store the chat's state and its replies to send (the profile is kept by
+        record_consent and remember_line)."""
         now = self.clock()
         async with self.engine.connect() as db:
             customer_id = await _customer_id(db, key, at=now)
             values = {"state": dump_session(session), "updated_at": now}
             await _put(db, ConversationRow, {"customer_id": customer_id}, values)
+            await put_outgoing(db, outgoing, at=now)
             await db.commit()
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:

@@ -1,8 +1,9 @@
 """A fake Telegram Bot API on loopback: the real PTB client talks HTTP to it.
 
 It answers like Telegram (``{"ok": true, "result": ...}``), records every call, can be scripted
-to refuse the next calls of a method with 429 (``retry_after``) or 403 (bot blocked), can hold
-its answers to one chat's sendMessage until the test lets them go (``hold``), and serves queued
+to refuse the next calls of a method with 429 (``retry_after``), 403 (bot blocked) or 502, can
+hold its answers to one chat's sendMessage until the test lets them go (``hold``), or hang them
+and answer 502 once the test ends the outage (``outage``), and serves queued
 updates to ``getUpdates`` for the polling mode. Tests wait on its condition, never sleep.
 """
 
@@ -50,6 +51,7 @@ class FakeBotApi:
     delivered: dict[str, list[Call]] = field(default_factory=dict)
     _per_chat: dict[str, asyncio.Condition] = field(default_factory=dict)
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    _outages: dict[str, asyncio.Event] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def refuse(self, method: str, answer: dict[str, Any], *, chat_id: str | None = None) -> None:
@@ -59,6 +61,11 @@ class FakeBotApi:
     def hold(self, chat_id: int | str) -> asyncio.Event:
         """Leave sendMessage calls to the chat unanswered and unrecorded until the event is set."""
         return self._gates.setdefault(str(chat_id), asyncio.Event())
+
+    def outage(self, chat_id: int | str) -> asyncio.Event:
+        """Hang sendMessage calls to the chat until the event is set, then answer them 502
+        undelivered (the API was down when they came; the client has long timed out)."""
+        return self._outages.setdefault(str(chat_id), asyncio.Event())
 
     async def post_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates."""
@@ -98,7 +105,8 @@ class FakeBotApi:
         params = await _params(request)
         if method == "sendMessage":
             await self._gate(str(params.get("chat_id")))
-        answer = self._scripted(method, params)
+        answer = await self._down(method, str(params.get("chat_id")))
+        answer = answer or self._scripted(method, params)
         if answer is None and method == "getUpdates":
             answer = {"ok": True, "result": await self._updates(params)}
         answer = answer or {"ok": True, "result": self._result(method, params)}
@@ -118,6 +126,16 @@ class FakeBotApi:
             self.held.append(chat)
             self.changed.notify_all()
         await gate.wait()
+
+    async def _down(self, method: str, chat: str) -> dict[str, Any] | None:
+        outage = self._outages.get(chat)
+        if method != "sendMessage" or outage is None or outage.is_set():
+            return None
+        async with self.changed:
+            self.held.append(chat)
+            self.changed.notify_all()
+        await outage.wait()
+        return BAD_GATEWAY
 
     async def _delivered(self, call: Call) -> None:
         chat = str(call.params["chat_id"])
@@ -181,6 +199,7 @@ def retry_after(seconds: int) -> dict[str, Any]:
 
 
 BLOCKED = {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+BAD_GATEWAY = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
 
 
 @asynccontextmanager

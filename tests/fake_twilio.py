@@ -14,6 +14,7 @@ Every request is recorded, accepted or not, so tests count at the fake.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -83,14 +84,21 @@ class FakeTwilio:
     messages: list[dict[str, str]] = field(default_factory=list)  # the accepted ones
     refusals: list[int] = field(default_factory=list)  # error codes answered
     failed: list[dict[str, str]] = field(default_factory=list)  # taken, then refused by WhatsApp
+    by_sid: dict[str, dict[str, str]] = field(default_factory=dict)  # taken, by MessageSid
     last_inbound: dict[str, datetime] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # addresses that sent STOP to Twilio
     base_url: str = ""  # where it listens, once served
     outages: int = 0  # answer this many next requests with a 500
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)  # on every request
 
     def inbound(self, address: str) -> None:
         """The customer at ``address`` (whatsapp:+…) wrote to the sender now."""
         self.last_inbound[address] = self.clock()
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 10) -> None:
+        """Wait until ``predicate`` holds, checked after each request (TimeoutError after)."""
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(predicate), within)
 
     def to(self, address: str) -> list[dict[str, str]]:
         return [m for m in self.messages if m["To"] == address]
@@ -104,16 +112,20 @@ class FakeTwilio:
 
     async def _create(self, request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).multi_items()}
-        self.requests.append(form)
-        try:
-            self._authenticate(request)
-            self._fail_if_down()
-            self._check(form)
-        except Refusal as refusal:
-            self.refusals.append(refusal.code)
-            return refusal.response()
-        (self.messages if self._deliverable(form) else self.failed).append(form)
-        return JSONResponse(self._resource(form), status_code=201)
+        async with self.changed:
+            self.changed.notify_all()
+            self.requests.append(form)
+            try:
+                self._authenticate(request)
+                self._fail_if_down()
+                self._check(form)
+            except Refusal as refusal:
+                self.refusals.append(refusal.code)
+                return refusal.response()
+            (self.messages if self._deliverable(form) else self.failed).append(form)
+            resource = self._resource(form)
+            self.by_sid[resource["sid"]] = form
+            return JSONResponse(resource, status_code=201)
 
     def _authenticate(self, request: Request) -> None:
         sid = request.path_params["AccountSid"]

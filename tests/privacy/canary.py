@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
+
+from bot.app import Services
+from conversations.cards import has_card_number
+from storage.crypto import keys_of
 
 DNI = "45678912"
 PHONE = "987654321"
@@ -50,6 +57,31 @@ def raw_files(database_url: str) -> bytes:
         return b""
     path = Path(database_url.split("///", 1)[1])
     return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+_FERNET_TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_-]{20,}={0,2}")
+
+
+def decrypted_files(services: Services) -> list[str]:
+    """The bytes of the bot's database files, and every encrypted value in them decrypted: rows
+    as stored, and what deleted rows and old WAL frames left behind."""
+    raw, keys = raw_files(services.settings.database_url), keys_of(services.engine.dialect)
+    opened = []
+    for token in set(_FERNET_TOKEN.findall(raw)):
+        with contextlib.suppress(InvalidToken):
+            opened.append(keys.cipher.decrypt(token).decode())
+    return [raw.decode("latin-1"), *opened]
+
+
+def card_on_disk(services: Services) -> bool:
+    """True if a card number is in the database files, even in an encrypted value."""
+    texts = decrypted_files(services)
+    # has_card_number reads 10,000 characters: read overlapping windows of every text.
+    return any(
+        has_card_number(text[start : start + 9_000])
+        for text in texts
+        for start in range(0, max(len(text), 1), 8_000)
+    )
 
 
 def found_in_files(database_url: str) -> list[str]:

@@ -9,8 +9,9 @@ import pytest
 
 from conversations.cards import has_card_number
 from conversations.model import Channel, ChatKey
-from tests.privacy.canary import raw_files, raw_tables
+from tests.privacy.canary import card_on_disk, raw_files, raw_tables
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
+from tests.telegram.user import message_update
 
 CARD = "4242 4242 4242 4242"
 
@@ -58,3 +59,27 @@ async def test_a_card_in_the_chat_is_answered_with_a_warning_and_the_link_and_dr
     assert not re.search(r"4242[ -]?4242", logged)
     assert not has_card_number(await raw_tables(services.engine))
     assert not has_card_number(raw_files(settings.database_url).decode("latin-1"))
+
+
+async def test_a_card_typed_in_telegram_never_reaches_the_disk_on_the_webhook_path(bot, user):
+    _app, services = bot
+    maria = user(7501)
+    await maria.say("/start")
+
+    [warning] = await maria.say(f"pago con {CARD} 12/30 123")
+
+    assert "número de tarjeta" in warning.params["text"]
+    assert not card_on_disk(services)
+
+
+async def test_a_card_typed_in_telegram_never_reaches_the_disk_in_polling_mode(
+    telegram_settings, running, api
+):
+    polling = telegram_settings.model_copy(update={"public_base_url": None})
+    async with running(polling) as (_app, services):
+        await api.post_update(message_update(7502, "/start", update_id=1))
+        await api.post_update(message_update(7502, f"mi tarjeta {CARD}", update_id=2))
+        texts = [c.params["text"] for c in await api.wait_sent(7502, 2)]
+
+        assert "número de tarjeta" in texts[1]
+        assert not card_on_disk(services)

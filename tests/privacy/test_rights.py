@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.privacy_cli import purge_inactive
 from conversations.limits import RecipientUsage
 from conversations.model import Channel, ChatKey, OrderState
-from tests.privacy.canary import NAME, NEW_CUSTOMER, PHONE
+from storage.models import OutboxRow
+from tests.privacy.canary import CANARIES, NAME, NEW_CUSTOMER, PHONE
 from tests.service.chat import Customer
 
 ANA = ChatKey(Channel.TERMINAL, "ana")
@@ -114,3 +115,22 @@ async def test_borrar_keeps_the_numbers_hash_only_while_the_daily_limit_counts_i
         RecipientUsage(0, 0)  # two days on, nothing links the number to the order any more
     )
     assert await count(services, "orders") == 1
+
+
+async def test_borrar_also_takes_the_replies_that_named_the_customer_out_of_the_outbox(
+    services, messenger
+):
+    ana = await paid_customer(services, messenger, ANA)
+    said = await outbox_replies(services)
+
+    await ana.say("/borrar", "Sí")
+
+    kept = await outbox_replies(services)
+    assert any(canary in reply for reply in said for canary in CANARIES)
+    assert kept and not any(canary in reply for reply in kept for canary in CANARIES)
+
+
+async def outbox_replies(services) -> list[str]:
+    """Every reply in the outbox, decrypted."""
+    async with services.engine.connect() as connection:
+        return list((await connection.execute(select(OutboxRow.__table__.c.reply))).scalars())

@@ -6,7 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conversations.delivery import Route, route, window_closed
+from conversations.delivery import (
+    Backoff,
+    Fate,
+    Refused,
+    Route,
+    Throttled,
+    fate,
+    route,
+    window_closed,
+)
+from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.messages import Reply
 from conversations.ports import Contact
 
@@ -40,3 +50,36 @@ def test_route(contact, reply, has_template, expected):
 )
 def test_when_twilio_says_the_window_closed(reply, has_template, expected):
     assert window_closed(reply, has_template=has_template) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (NotDeliverableNow("blocked"), Fate.WAIT),
+        (Refused("400 chat not found"), Fate.GIVE_UP),
+        (Throttled("429", retry_after=3), Fate.RETRY),
+        (DeliveryFailed("502"), Fate.RETRY),
+    ],
+)
+def test_one_fate_for_every_channel(error, expected):
+    assert fate(error) is expected
+
+
+def test_a_bug_is_no_delivery_failure_and_propagates():
+    with pytest.raises(KeyError):
+        fate(KeyError("bug"))
+
+
+@pytest.mark.parametrize(
+    ("attempts", "error", "seconds"),
+    [
+        (0, DeliveryFailed("500"), 1),
+        (1, DeliveryFailed("500"), 2),
+        (3, DeliveryFailed("500"), 8),
+        (30, DeliveryFailed("500"), 300),  # at most five minutes apart
+        (0, Throttled("429", retry_after=7), 7),  # the vendor's word wins
+        (5, Throttled("429"), 32),
+    ],
+)
+def test_backoff_starts_at_one_second_and_honours_retry_after(attempts, error, seconds):
+    assert Backoff().delay(attempts, error) == timedelta(seconds=seconds)

@@ -253,6 +253,22 @@ async def test_a_list_item_is_read_from_its_payload_its_title_or_its_number(
     assert "💰 Total: S/ 10.00" in variables(summary)["1"]
 
 
+@pytest.mark.parametrize(
+    ("payload", "body"),
+    [("HX-foreign-item-7", "S/ 10.00"), ("amount:10-old", "4")],
+    ids=["foreign-id-title", "stale-id-number"],
+)
+async def test_a_payload_the_chat_does_not_offer_is_read_by_its_title_or_number(
+    phone: Phone, payload: str, body: str
+):
+    await phone.send(*pressed(phone)[:7])
+
+    [summary] = await phone.send(phone.press(payload, body))
+
+    assert summary["ContentSid"] == QUICK_REPLY[3]
+    assert "💰 Total: S/ 10.00" in variables(summary)["1"]
+
+
 async def test_a_button_from_an_earlier_message_is_asked_again_not_taken(phone: Phone):
     await phone.send(*pressed(phone)[:7])
 

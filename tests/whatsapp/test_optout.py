@@ -67,5 +67,6 @@ async def test_twilio_21610_marks_the_customer_and_nothing_is_sent_until_they_wr
 
     assert twilio.refusals == [21610] and attempts_while_blocked == 1
     assert marked.opted_out and marked.unreachable
-    assert "Volverás a recibir" in resumed[0]
+    assert "Hola" in resumed[0]  # the answer held while they were blocked, first
+    assert "Volverás a recibir" in resumed[-1]
     assert await contact(bot.engine, phone) == Contact(marked.last_inbound_at, False, False)

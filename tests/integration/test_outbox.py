@@ -1,0 +1,74 @@
+"""The outbox's storage: once per id, in order, one sender at a time, pruned once settled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conversations.messages import Link, Option, Reply
+from conversations.model import Channel, ChatKey
+from conversations.ports import Outgoing
+from storage.db import make_engine
+from storage.migrate import upgrade
+from storage.outbox import SqlOutbox
+
+T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+KEY = ChatKey(Channel.WHATSAPP, "+51987654321")
+RICH = Reply("Resumen", (Option("confirm", "Confirmar"),), Link("Pagar", "https://x.test/p"))
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_message_id_goes_in_once_and_comes_out_whole_in_order(engine: AsyncEngine):
+    outbox = SqlOutbox(engine)
+    first, second = Outgoing("notice:o1:completed:0", KEY, RICH), Outgoing("r1:0", KEY, Reply("b"))
+
+    await outbox.add([first, second], at=T0)
+    await outbox.add([first], at=T0)  # a notice put in again after a crash
+
+    assert await outbox.due(KEY, customer_wrote=False, now=T0) == [first, second]
+
+
+async def test_one_sender_claims_a_message_and_a_crashed_one_is_taken_over(engine: AsyncEngine):
+    outbox = SqlOutbox(engine)
+    await outbox.add([Outgoing("m:0", KEY, Reply("a"))], at=T0)
+    lease = T0 + timedelta(minutes=1)
+
+    won = await outbox.claim("m:0", until=lease, now=T0)
+    lost = await outbox.claim("m:0", until=lease, now=T0)
+    hidden = await outbox.due(KEY, customer_wrote=True, now=T0)
+    taken_over = await outbox.claim("m:0", until=lease + timedelta(minutes=1), now=lease)
+
+    assert (won, lost, hidden, taken_over) == (True, False, [], True)
+
+
+async def test_waiting_messages_come_out_only_when_the_customer_wrote(engine: AsyncEngine):
+    outbox = SqlOutbox(engine)
+    await outbox.add([Outgoing("m:0", KEY, Reply("a"))], at=T0)
+    await outbox.wait("m:0", at=T0)
+
+    assert await outbox.due(KEY, customer_wrote=False, now=T0) == []
+    assert [m.id for m in await outbox.due(KEY, customer_wrote=True, now=T0)] == ["m:0"]
+
+
+async def test_settled_messages_are_pruned_and_unsent_ones_kept(engine: AsyncEngine):
+    outbox = SqlOutbox(engine)
+    messages = [Outgoing(f"m:{n}", KEY, Reply(str(n))) for n in range(4)]
+    await outbox.add(messages, at=T0)
+    await outbox.sent("m:0", vendor_id="SM0", at=T0)
+    await outbox.give_up("m:1", reason="400", at=T0)
+    await outbox.wait("m:2", at=T0)
+
+    pruned = await outbox.prune(before=T0 + timedelta(seconds=1))
+
+    left = await outbox.due(KEY, customer_wrote=True, now=T0)
+    assert pruned == 2 and [m.id for m in left] == ["m:2", "m:3"]
