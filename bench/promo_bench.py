@@ -41,10 +41,10 @@ from conversations.broadcast import Broadcaster, Promo, RateLimiter, RecipientSt
 from conversations.model import Channel
 from storage.campaigns import Audience, SqlCampaigns
 from storage.crypto import DataKeys
+from storage.customers import SqlContacts
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import CampaignRecipientRow, CustomerRow
-from storage.repositories import SqlContacts
 
 RESULTS = Path(__file__).with_name("results") / "promo_bench.json"
 PROMO = Promo("¡Doble de megas este fin de semana! Recarga S/ 10 y llévate 2 GB.")

@@ -37,15 +37,9 @@ from bot.messengers import ChannelRouter
 from bot.promo_admin import promo_admin
 from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
-from bot.telegram import (
-    WEBHOOK_PATH,
-    BotApplication,
-    TelegramChannel,
-    TelegramHandlers,
-    UpdateInbox,
-    telegram_application,
-    telegram_channel,
-)
+from bot.telegram_app import WEBHOOK_PATH, TelegramChannel, telegram_application, telegram_channel
+from bot.telegram_handlers import BotApplication, TelegramHandlers
+from bot.telegram_inbox import UpdateInbox
 from bot.whatsapp import Inbox, StatusReports, whatsapp_messenger, whatsapp_routes
 from bot.worker import Timers, Worker
 from conversations.catalog import Catalogue
@@ -58,15 +52,17 @@ from conversations.ports import Alerts, ChatLocks, Messenger, PackageSource, Pay
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
 from storage.catalogue import SqlCatalogue, SyncReport
+from storage.chats import SqlConversationStore
 from storage.crypto import DataKeys, create_private_once, local_keys
+from storage.customers import SqlContacts
 from storage.db import make_engine, make_sessionmaker
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
+from storage.orders import SqlOrders
 from storage.outbox import KEPT as OUTBOX_KEPT
 from storage.outbox import SqlOutbox
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
-from storage.repositories import SqlContacts, SqlConversationStore, SqlOrders
 from storage.sandbox_checkouts import SqlSandboxCheckouts
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.promos import configured, run_campaign
 from bot.settings import Settings
-from bot.telegram import NOT_ADMIN, AuditLog, chat_key
+from bot.telegram_handlers import NOT_ADMIN, AuditLog, chat_key
 from conversations.broadcast import Promo
 from conversations.masking import mask_chat
 from conversations.messages import Option, Reply

@@ -28,9 +28,9 @@ from bot.promos import UsageError, audience_of, broadcaster, promo_channels, pro
 from bot.settings import Settings
 from conversations.broadcast import Promo, RecipientState
 from storage.campaigns import Audience, Campaign, SqlCampaigns
+from storage.customers import SqlContacts
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.repositories import SqlContacts
 
 
 def add_parser(commands: Any) -> None:

@@ -88,7 +88,8 @@ def _begin_immediate(connection: Connection) -> None:
 
 
 # The ORM's sessions, for the repositories that work with entities (campaigns, privacy, audit);
-# the per-message ones run Core statements on connections of their own (storage.repositories).
+# the per-message ones (storage.chats, storage.orders, storage.customers) run Core statements on
+# connections of their own.
 Sessions = async_sessionmaker[AsyncSession]
 
 

@@ -15,8 +15,9 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import Channel, ChatKey
+from storage.customers import delivered
 from storage.models import PendingUpdateRow, table_of
-from storage.repositories import _put, delivered
+from storage.upserts import put
 
 _TABLE = table_of(PendingUpdateRow)
 # The chat's oldest kept update, taken out (built once: it runs for every update).
@@ -44,7 +45,7 @@ class SqlPendingUpdates:
         async with self.engine.connect() as db:
             if not await delivered(db, key, str(update_id), at=at):
                 return False
-            await _put(db, PendingUpdateRow, {"update_id": update_id}, {}, new=kept)
+            await put(db, PendingUpdateRow, {"update_id": update_id}, {}, new=kept)
             await db.commit()
         return True
 

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from conversations.limits import DAY, HOUR, CheckoutUsage, RecipientUsage
 from conversations.model import ChatKey, OrderState, PersonalData
 from storage.crypto import EncryptedColumn, WrongDataKeys, keys_of
+from storage.customers import customer_of, saved_lines
 from storage.db import Sessions
 from storage.models import (
     AuditRow,
@@ -34,7 +35,6 @@ from storage.models import (
     OutboxRow,
     SavedLineRow,
 )
-from storage.repositories import _saved_lines, customer_of
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class SqlPrivacy:
             customer = await _find_customer(db, key)
             if customer is None:
                 return PersonalData()
-            lines = await _saved_lines(await db.connection(), customer.id)
+            lines = await saved_lines(await db.connection(), customer.id)
             # Encrypted values cannot be compared in SQL (each token is salted): count here.
             names = select(OrderRow.owner_name).where(OrderRow.customer_id == customer.id)
             count = sum(1 for name in (await db.exec(names)).all() if name != BLANK)

@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 
 from bot.app import build
 from bot.settings import Settings
-from bot.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.telegram_app import WEBHOOK_PATH
+from bot.telegram_inbox import SECRET_HEADER
 from tests.whatsapp.conftest import ACCOUNT_SID
 from tests.whatsapp.phone import AUTH_TOKEN, SENDER
 

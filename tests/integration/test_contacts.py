@@ -9,9 +9,9 @@ import pytest
 
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contact
+from storage.customers import SqlContacts
 from storage.db import make_engine
 from storage.migrate import upgrade
-from storage.repositories import SqlContacts
 
 AT = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TELEGRAM = ChatKey(Channel.TELEGRAM, "1001")

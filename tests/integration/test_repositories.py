@@ -31,10 +31,11 @@ from conversations.model import (
 )
 from conversations.ports import OrderChanges
 from conversations.session import Draft, Payment, Profile, Session, Step
+from storage.chats import SqlConversationStore
 from storage.db import make_engine
 from storage.migrate import upgrade
+from storage.orders import SqlOrders
 from storage.pending_updates import SqlPendingUpdates
-from storage.repositories import SqlConversationStore, SqlOrders
 
 S = OrderState
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.settings import Settings
 from conversations.model import Channel, ChatKey
 from storage.campaigns import SqlCampaigns
+from storage.chats import SqlConversationStore
+from storage.customers import SqlContacts
 from storage.db import Sessions, make_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.repositories import SqlContacts, SqlConversationStore
 from tests.fake_telegram import serving
 from tests.promos.limited_fakes import LimitedBotApi, Window, serving_in_thread
 

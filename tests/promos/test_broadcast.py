@@ -19,7 +19,7 @@ from bench.promo_bench import chats_in
 from conversations.broadcast import Broadcaster, Promo, RateLimiter, RecipientState
 from conversations.model import Channel
 from storage.campaigns import Audience, SqlCampaigns
-from storage.repositories import SqlContacts
+from storage.customers import SqlContacts
 from tests.fake_telegram import BLOCKED
 from tests.promos.conftest import NOW, Customers
 from tests.promos.limited_fakes import LimitedBotApi

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from bot.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.telegram_app import WEBHOOK_PATH
+from bot.telegram_inbox import SECRET_HEADER
 
 RECARGABOT = Path(sys.executable).with_name("recargabot")  # the console script of the venv
 LISTENING = "Uvicorn running on"

@@ -32,7 +32,7 @@ async def test_sends_a_message_with_its_keyboard_as_a_form(fake_api):
 
 
 async def test_refusals_become_ptb_errors(fake_api, monkeypatch):
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # as bot/telegram.py opts in
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # as bot/telegram_app.py opts in
     api, base_url = fake_api
     api.refuse("sendMessage", retry_after(3))
     api.refuse("sendMessage", BLOCKED)

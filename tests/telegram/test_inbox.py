@@ -13,7 +13,8 @@ from telegram import Update
 from telegram.ext import Application, TypeHandler
 
 from bot.settings import Settings
-from bot.telegram import PARSED_KEPT, UpdateInbox, telegram_application
+from bot.telegram_app import telegram_application
+from bot.telegram_inbox import PARSED_KEPT, UpdateInbox
 from conversations.model import ChatKey
 from conversations.service import KeyedLocks
 from tests.telegram.user import message_update

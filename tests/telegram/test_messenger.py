@@ -14,7 +14,7 @@ from adapters.telegram_messenger import TelegramMessenger
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
-from storage.repositories import SqlContacts
+from storage.customers import SqlContacts
 from tests.fake_telegram import BLOCKED, retry_after
 
 KEY = ChatKey(Channel.TELEGRAM, "8201")

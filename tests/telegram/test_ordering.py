@@ -6,7 +6,7 @@ import asyncio
 
 from telegram import Update
 
-from bot.telegram import MAX_CONCURRENT_UPDATES, PerChatUpdateProcessor
+from bot.telegram_app import MAX_CONCURRENT_UPDATES, PerChatUpdateProcessor
 from tests.telegram.user import message_update
 
 
@@ -16,7 +16,7 @@ def update_of(chat_id: int) -> Update:
 
 async def test_a_chat_waiting_for_its_turn_leaves_the_slots_to_other_chats():
     """Two slots and a chat with five updates, the first stuck: another chat still runs."""
-    processor = PerChatUpdateProcessor(max_concurrent_updates=2)
+    processor = PerChatUpdateProcessor(slots=2)
     first_may_finish, ran = asyncio.Event(), []
 
     async def work(name: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from bot.telegram import SEND_RETRIES
+from bot.telegram_app import SEND_RETRIES
 from tests.fake_telegram import BAD_GATEWAY, retry_after
 from tests.telegram.user import TelegramUser
 

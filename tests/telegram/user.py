@@ -11,7 +11,8 @@ import httpx
 from starlette.applications import Starlette
 
 from bot.app import Services
-from bot.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.telegram_app import WEBHOOK_PATH
+from bot.telegram_inbox import SECRET_HEADER
 from tests.fake_telegram import Call, FakeBotApi
 from tests.service.chat import TEST_CARD
 

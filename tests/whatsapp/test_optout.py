@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conversations.errors import NotDeliverableNow
 from conversations.messages import Reply
 from conversations.ports import Contact
-from storage.repositories import SqlContacts
+from storage.customers import SqlContacts
 from tests.fake_twilio import FakeTwilio
 from tests.whatsapp.phone import Phone
 from tests.whatsapp.test_journey import HOLA_TO_SUMMARY, pay

@@ -9,8 +9,8 @@ from bot.promos import broadcaster, promo_channels
 from conversations.broadcast import Promo
 from conversations.model import Channel
 from storage.campaigns import Audience, SqlCampaigns
+from storage.customers import SqlContacts
 from storage.db import make_sessionmaker
-from storage.repositories import SqlContacts
 from tests.promos.limited_fakes import LimitedTwilio
 from tests.whatsapp.conftest import TEMPLATE_SID
 from tests.whatsapp.phone import Phone

@@ -1,0 +1,126 @@
+"""The Telegram webhook and its inbox: updates are kept in the database before Telegram's 200.
+
+In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
+checks the secret header and keeps the update (``UpdateInbox``) before it answers, so a chat's
+updates are handled in update_id order even when they reach different replicas. Keeping it records
+the delivery too, so there ``first_delivery`` only stops updates without a chat. An update that
+carries a card number is never kept: it goes straight to the handlers, whose guard drops it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+from telegram import Update
+
+from bot.telegram_handlers import BotApplication, answer_button, chat_key, private
+from conversations.cards import has_card_number
+from conversations.masking import mask_chat
+from conversations.model import ChatKey
+from conversations.ports import ChatLocks
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+PARSED_KEPT = 1_000  # parsed updates held for their drain (UpdateInbox)
+
+
+class PendingUpdates(Protocol):
+    async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
+    async def take(self, key: ChatKey) -> tuple[str | None, bool]: ...
+    async def chats(self) -> list[ChatKey]: ...
+
+
+@dataclass
+class UpdateInbox:
+    """Webhook updates go to the database before Telegram gets its 200; then the replica that
+    holds the chat's lock handles the chat's kept updates by update_id, wherever each arrived.
+
+    So a chat's order holds across replicas, and an accepted update survives a crash (kept
+    updates are taken up again at start-up).
+    """
+
+    application: BotApplication = field(repr=False)  # PTB's repr of it prints the bot token
+    pending: PendingUpdates
+    locks: ChatLocks
+    clock: Callable[[], datetime]
+    # The updates this replica kept, as the webhook parsed them, until its drain takes them:
+    # parsing each one again there was about 6% of an update's instructions (bench/). Bounded,
+    # because another replica may take an update instead.
+    _parsed: dict[int, Update] = field(default_factory=dict, init=False)
+
+    async def accept(self, update: Update, body: str) -> None:
+        """Keep the update, then handle its chat's updates in the background."""
+        key = chat_key(update)
+        # Nothing to order; a group or channel, where nothing is kept; or a card number typed by
+        # mistake, which must never reach the disk (the handlers' guard drops it and warns):
+        # straight to the handlers.
+        if key is None or not private(update) or carries_card(update):
+            await self.application.update_queue.put(update)
+        elif await self.pending.add(key, update.update_id, body, at=self.clock()):
+            if len(self._parsed) >= PARSED_KEPT:
+                del self._parsed[next(iter(self._parsed))]  # the oldest
+            self._parsed[update.update_id] = update
+            self.application.create_task(self.drain(key), update=update)
+        else:
+            logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
+            await answer_button(update.callback_query)  # the button's spinner stops all the same
+
+    async def drain(self, key: ChatKey) -> None:
+        """Handle the chat's kept updates, oldest first, while holding the chat."""
+        async with self.locks.hold(key):
+            more = True
+            while more:
+                body, more = await self.pending.take(key)
+                if body is None:  # another drain took it first
+                    return
+                data = json.loads(body)
+                update = self._parsed.pop(data["update_id"], None)
+                if update is None:  # kept by another replica, or before a restart
+                    update = Update.de_json(data, self.application.bot)
+                await self.application.process_update(update)
+
+    async def resume(self) -> None:
+        """Take up the updates a crashed or stopped replica left kept."""
+        for key in await self.pending.chats():
+            self.application.create_task(self.drain(key))
+
+
+def carries_card(update: Update) -> bool:
+    """True if what the customer typed, captioned or pressed holds a card number."""
+    message, query = update.effective_message, update.callback_query
+    typed = (message.text, message.caption) if message else ()
+    return any(has_card_number(text) for text in (*typed, query.data if query else None) if text)
+
+
+def telegram_webhook(inbox: UpdateInbox, secret: str) -> Callable[[Request], Awaitable[Response]]:
+    """Build the route Telegram posts updates to."""
+
+    async def endpoint(request: Request) -> Response:
+        """Check the secret header in constant time, keep the update and answer at once."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            logger.warning("telegram webhook with a missing or wrong secret token")
+            return Response(status_code=403)
+        try:
+            body = (await request.body()).decode()
+            data = json.loads(body)
+            # A JSON body that is not an object, or an object of the wrong shape, is not an update.
+            bot = inbox.application.bot
+            update = Update.de_json(data, bot) if isinstance(data, dict) else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            update = None
+        if update is None:
+            return Response(status_code=400)
+        await inbox.accept(update, body)
+        return Response()
+
+    return endpoint

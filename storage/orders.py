@@ -1,0 +1,341 @@
+"""Orders: ``SqlOrders`` is the ``Orders`` and ``OrderWork`` ports, with the rows <-> core mapping.
+
+Each method is one short transaction on a connection of its own, in Core statements: no ORM
+session, whose bookkeeping was a fifth of the database work of an update (bench/). Every order
+state change is a conditional UPDATE (from the expected states only), so racing callers cannot
+both win, and it notes the state reached on the order's timeline in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Update, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from conversations.model import (
+    SETTLED_STATES,
+    Channel,
+    ChatKey,
+    Checkout,
+    Order,
+    OrderState,
+    Product,
+    ProductKind,
+    Purchase,
+)
+from conversations.ports import OrderChanges
+from storage.customers import customer_of, line_of, upsert_customer
+from storage.models import OrderEventRow, OrderRow, ProcessedEventRow, table_of
+from storage.upserts import put
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED_LIMIT = 500
+ORDERS = table_of(OrderRow)
+ORDER = ORDERS.c
+_INSERT_ORDER = insert(ORDERS)
+_INSERT_EVENT = insert(table_of(OrderEventRow))
+# The order columns purchase_of reads.
+BOUGHT = (
+    "msisdn", "owner_name", "doc_type", "doc_number", "product_code", "product_kind",
+    "product_name", "product_details", "validity_days", "amount_cents", "operator_id", "face_cents",
+)  # fmt: skip
+
+
+@dataclass
+class SqlOrders:
+    """Orders and the worker's view of them (implements ``Orders`` and ``OrderWork``)."""
+
+    engine: AsyncEngine
+
+    async def add(self, order: Order) -> None:
+        """Store a new order (and its customer, the first time)."""
+        async with self.engine.connect() as db:
+            customer_id = await upsert_customer(db, order.key, at=order.created_at)
+            await db.execute(_INSERT_ORDER, _order_row(order, customer_id).model_dump())
+            await _add_event(db, order.id, order.state, at=order.created_at, cause=None)
+            await db.commit()
+
+    async def get(self, order_id: str) -> Order | None:
+        """Return the order, or None if there is no such order."""
+        async with self.engine.connect() as db:
+            row = (await db.execute(select(ORDERS).where(ORDER.id == order_id))).first()
+        return order_of(row) if row else None
+
+    async def recent(self, key: ChatKey, *, limit: int) -> Sequence[Order]:
+        """Return the chat's latest orders that reached a checkout, newest first."""
+        stmt = (
+            select(ORDERS)
+            .where(ORDER.customer_id == customer_of(key), ORDER.checkout_session_id.is_not(None))
+            .order_by(ORDER.created_at.desc(), ORDER.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as db:
+            rows = (await db.execute(stmt)).all()
+        return [order_of(row) for row in rows]
+
+    async def day_stats(self, *, start: datetime, end: datetime) -> OrderStats:
+        """Count the orders created in [start, end) by outcome, and those still unfinished."""
+        state, created = ORDER.state, ORDER.created_at
+        by_state = (
+            select(state, func.count(), func.sum(ORDER.amount_cents))
+            .where(created >= start, created < end)
+            .group_by(state)
+        )
+        open_now = select(func.count()).where(state.in_([s.value for s in _OPEN_STATES]))
+        async with self.engine.connect() as db:
+            rows = {row[0]: (row[1], row[2] or 0) for row in (await db.execute(by_state)).all()}
+            pending = (await db.execute(open_now)).scalar_one()
+        return OrderStats.of(rows, pending=pending)
+
+    async def move(
+        self,
+        order_id: str,
+        *,
+        from_: frozenset[OrderState],
+        to: OrderState,
+        at: datetime,
+        changes: OrderChanges = OrderChanges(),
+        event_id: str | None = None,
+    ) -> bool:
+        """Change state only from one of ``from_``, recording ``event_id`` in the same commit."""
+        async with self.engine.connect() as db:
+            if event_id is not None and not await _record_event(db, event_id, order_id, at):
+                return False
+            moved = await db.execute(_moving(order_id, from_=from_, to=to, at=at, changes=changes))
+            if moved.rowcount != 1:
+                await db.rollback()  # the event stays unrecorded, so a retry can still apply it
+                return False
+            if from_ != {to}:  # a change of state, not of details (a checkout attached)
+                await _add_event(db, order_id, to, at=at, cause=event_id or changes.failure)
+            await db.commit()
+            return True
+
+    async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
+        """Return the orders a worker must push on, oldest first, at most 500 per pass."""
+        stmt = (
+            select(ORDERS)
+            .where(_needs_work(now=now, stale_before=stale_before))
+            .order_by(ORDER.created_at, ORDER.id)
+            .limit(UNFINISHED_LIMIT)
+        )
+        async with self.engine.connect() as db:
+            rows = (await db.execute(stmt)).all()
+        return [order_of(row) for row in rows]
+
+    async def claim_notice(
+        self, order_id: str, state: OrderState, *, until: datetime, now: datetime
+    ) -> bool:
+        """Reserve telling the customer about ``state`` until ``until``; False if told or taken."""
+        stmt = (
+            update(ORDERS)
+            .where(ORDER.id == order_id, ORDER.state == state.value, _untold(now))
+            .values(notice_lease_until=until)
+        )
+        return await self._update(stmt) == 1
+
+    async def notice_sent(self, order_id: str, state: OrderState) -> None:
+        """Record that the customer was told about ``state`` and release the claim."""
+        stmt = (
+            update(ORDERS)
+            .where(ORDER.id == order_id)
+            .values(notified_state=state.value, notice_lease_until=None)
+        )
+        await self._update(stmt)
+
+    async def _update(self, stmt: Update) -> int:
+        async with self.engine.connect() as db:
+            changed = (await db.execute(stmt)).rowcount
+            await db.commit()
+        return changed
+
+
+_OPEN_STATES = frozenset({
+    OrderState.AWAITING_PAYMENT, OrderState.PAID, OrderState.TOPPING_UP,
+    OrderState.TOPUP_UNKNOWN, OrderState.HELD,
+})  # fmt: skip
+_FAILED_STATES = frozenset({OrderState.TOPUP_FAILED, OrderState.REFUNDED, OrderState.FLAGGED})
+
+
+@dataclass(frozen=True)
+class OrderStats:
+    """A day's orders for the operators: created, completed and sold, failed; open right now."""
+
+    orders: int
+    completed: int
+    sales_cents: int
+    failures: int
+    pending: int
+
+    @classmethod
+    def of(cls, by_state: dict[str, tuple[int, int]], *, pending: int) -> OrderStats:
+        """Sum per-state (count, amount) pairs into the figures shown."""
+        completed, sales = by_state.get(OrderState.COMPLETED.value, (0, 0))
+        failures = sum(by_state.get(s.value, (0, 0))[0] for s in _FAILED_STATES)
+        total = sum(count for count, _ in by_state.values())
+        return cls(total, completed, sales, failures, pending)
+
+
+async def _record_event(db: AsyncConnection, event_id: str, order_id: str, at: datetime) -> bool:
+    """Mark the webhook event processed; False (and nothing changed) if it already was."""
+    keys, new = {"event_id": event_id}, {"order_id": order_id, "processed_at": at}
+    try:  # a repeat changes nothing; an unknown order breaks the foreign key
+        recorded = (await put(db, ProcessedEventRow, keys, {}, new=new)).rowcount
+    except IntegrityError:
+        await db.rollback()
+        recorded = 0
+    if not recorded:
+        logger.info("event %s not recorded: already processed, or no order=%s", event_id, order_id)
+    return bool(recorded)
+
+
+async def _add_event(
+    db: AsyncConnection, order_id: str, state: OrderState, *, at: datetime, cause: str | None
+) -> None:
+    """Note the state the order reached on its timeline, in the transaction that moved it."""
+    await db.execute(
+        _INSERT_EVENT, {"order_id": order_id, "state": state.value, "cause": cause, "at": at}
+    )
+
+
+def _moving(
+    order_id: str,
+    *,
+    from_: frozenset[OrderState],
+    to: OrderState,
+    at: datetime,
+    changes: OrderChanges,
+) -> Update:
+    """UPDATE the order to ``to`` only while it is in one of ``from_``; None changes are skipped."""
+    given = {
+        "payment_ref": changes.payment_ref,
+        "operation_id": changes.operation_id,
+        "failure": changes.failure,
+        "attempts": changes.attempts,
+        "next_attempt_at": changes.next_attempt_at,
+        **_checkout_columns(changes.checkout),
+    }
+    values: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if changes.refund_after is not None:  # the first hold's deadline stands
+        values["refund_after"] = func.coalesce(ORDER.refund_after, changes.refund_after)
+    return (
+        update(ORDERS)
+        .where(ORDER.id == order_id, ORDER.state.in_([s.value for s in from_]))
+        .values(state=to.value, updated_at=at, **values)
+    )
+
+
+def _needs_work(*, now: datetime, stale_before: datetime) -> ColumnElement[bool]:
+    """Orders to push on: paid, stuck mid top-up, failed, held, with a lapsed link, or untold."""
+    state, s = ORDER.state, OrderState
+    due = or_(ORDER.next_attempt_at.is_(None), ORDER.next_attempt_at <= now)
+    return or_(
+        and_(state == s.PAID.value, due),
+        state.in_([s.TOPUP_UNKNOWN.value, s.TOPUP_FAILED.value]),
+        and_(state == s.HELD.value, or_(due, ORDER.refund_after <= now)),
+        and_(state == s.TOPPING_UP.value, ORDER.updated_at < stale_before),
+        and_(state == s.AWAITING_PAYMENT.value, ORDER.checkout_expires_at < now),
+        and_(state.in_([settled.value for settled in SETTLED_STATES]), _untold(now)),
+    )
+
+
+def _untold(now: datetime) -> ColumnElement[bool]:
+    """Nobody has told the customer about the order's current state, nor is telling them now."""
+    lease = ORDER.notice_lease_until
+    return and_(
+        ORDER.notified_state.is_distinct_from(ORDER.state),
+        or_(lease.is_(None), lease < now),
+    )
+
+
+# ---------------------------------------------------------------- rows <-> core types
+
+
+def _order_row(order: Order, customer_id: int) -> OrderRow:
+    return OrderRow(
+        id=order.id,
+        customer_id=customer_id,
+        channel=order.key.channel.value,
+        chat_id=order.key.chat_id,
+        state=order.state.value,
+        payment_ref=order.payment_ref,
+        operation_id=order.operation_id,
+        failure=order.failure,
+        created_at=order.created_at,
+        updated_at=order.created_at,
+        **_purchase_columns(order.purchase),
+        **_checkout_columns(order.checkout),
+    )
+
+
+def _purchase_columns(purchase: Purchase) -> dict[str, Any]:
+    line, product = purchase.line, purchase.product
+    return {
+        "msisdn": line.msisdn,
+        "msisdn_hash": line.msisdn,
+        "owner_name": line.owner_name,
+        "doc_type": line.doc_type.value,
+        "doc_number": line.doc_number,
+        "product_code": product.code,
+        "product_kind": product.kind.value,
+        "product_name": product.name,
+        "product_details": product.details,
+        "validity_days": product.validity_days,
+        "operator_id": product.operator_id,
+        "face_cents": product.face_cents,
+        "amount_cents": product.price_cents,
+    }
+
+
+def _checkout_columns(checkout: Checkout | None) -> dict[str, Any]:
+    if checkout is None:
+        return {}
+    return {
+        "checkout_session_id": checkout.session_id,
+        "checkout_url": checkout.url,
+        "checkout_expires_at": checkout.expires_at,
+    }
+
+
+def order_of(row: Row[Any]) -> Order:
+    return Order(
+        id=row.id,
+        key=ChatKey(Channel(row.channel), row.chat_id),
+        purchase=purchase_of(row),
+        state=OrderState(row.state),
+        created_at=row.created_at,
+        checkout=_checkout(row),
+        payment_ref=row.payment_ref,
+        operation_id=row.operation_id,
+        failure=row.failure,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        refund_after=row.refund_after,
+    )
+
+
+def purchase_of(row: Row[Any]) -> Purchase:
+    product = Product(
+        code=row.product_code,
+        kind=ProductKind(row.product_kind),
+        name=row.product_name,
+        price_cents=row.amount_cents,
+        validity_days=row.validity_days,
+        details=row.product_details,
+        operator_id=row.operator_id,
+        face_cents=row.face_cents,
+    )
+    return Purchase(line_of(row), product)
+
+
+def _checkout(row: Row[Any]) -> Checkout | None:
+    session_id, url, expires_at = row.checkout_session_id, row.checkout_url, row.checkout_expires_at
+    if session_id is None or url is None or expires_at is None:
+        return None
+    return Checkout(session_id, url, expires_at)
