@@ -59,6 +59,7 @@ from conversations.service import ChatService, KeyedLocks, ReentrantLocks
 from storage.catalogue import SqlCatalogue, SyncReport
 from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.db import make_engine, make_sessionmaker
+from storage.handoffs import SqlHandoffNotes
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
 from storage.pending_updates import SqlPendingUpdates
@@ -358,7 +359,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         rules=rules, catalogue=catalogue.current,
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
-        operators=alerts,
+        operators=alerts, notes=SqlHandoffNotes(engine),
     )  # fmt: skip
 
     async def tell(order: Order) -> None:

@@ -27,7 +27,9 @@ from conversations.machine import (
     Effect,
     ErasePersonalData,
     Event,
+    HandedBack,
     HistoryLoaded,
+    NoteForPerson,
     OpenCheckout,
     OperatorChecked,
     PersonalDataLoaded,
@@ -49,11 +51,13 @@ from conversations.ports import (
     Alerts,
     ChatLocks,
     ConversationStore,
+    HandoffNotes,
     Messenger,
     OrderChanges,
     Orders,
     Payments,
     Privacy,
+    Sender,
     TopUps,
     Usage,
 )
@@ -127,6 +131,7 @@ class ChatService:
     usage: Usage | None = None
     guard: Guard = field(default_factory=Guard)
     operators: Alerts | None = None  # where a chat asking for a person is raised
+    notes: HandoffNotes | None = None  # what a chat handed to a person says, kept for them
     # The packages on sale now (operators edit them while the bot runs); None: rules.catalogue.
     catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
@@ -143,6 +148,17 @@ class ChatService:
             answering = isinstance(event, Text | Choice)
             for reply in replies:
                 await self.messenger.send(key, reply, answering=answering)
+
+    async def answer_as_person(self, key: ChatKey, text: str) -> None:
+        """Send a person's answer to a chat handed to them, and keep it with the chat's notes."""
+        async with self.locks.hold(key):
+            await self.messenger.send(key, Reply(text))
+            if self.notes is not None:
+                await self.notes.keep(key, text, sender=Sender.PERSON, at=self.clock())
+
+    async def hand_back(self, key: ChatKey) -> None:
+        """A person is done with the chat: the bot answers it again."""
+        await self.handle(key, HandedBack())
 
     async def _run(self, key: ChatKey, event: Event) -> list[Reply]:
         session = await self._with_order(await self.store.load(key))
@@ -188,6 +204,10 @@ class ChatService:
                 return await self._cancel_checkout(order_id)
             case CallPerson(complaint):
                 await self._call_person(key, complaint=complaint)
+            case NoteForPerson(text, opens) if self.notes:
+                await self.notes.keep(
+                    key, text, sender=Sender.CUSTOMER, at=self.clock(), opens=opens
+                )
             case ShowHistory(limit):
                 return HistoryLoaded(tuple(await self.orders.recent(key, limit=limit)))
             case ShowPersonalData():
