@@ -370,7 +370,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         alerts=alerts, retry=retry_policy(settings),
     )  # fmt: skip
     admin = console(settings, engine, fulfilment=fulfilment, contacts=contacts, audit=audit,
-                    clock=clock)  # fmt: skip
+                    clock=clock, chat=chat, catalogue=catalogue)  # fmt: skip
 
     async def background_pass() -> None:
         await fulfilment.resume()
