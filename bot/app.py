@@ -56,6 +56,7 @@ from storage.chats import SqlConversationStore
 from storage.crypto import DataKeys, create_private_once, local_keys
 from storage.customers import SqlContacts
 from storage.db import make_engine, make_sessionmaker
+from storage.handoffs import SqlHandoffNotes
 from storage.locks import AdvisoryChatLocks
 from storage.migrate import upgrade
 from storage.orders import SqlOrders
@@ -361,7 +362,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         courier=Courier(outbox, messenger, clock, timers.later),
         privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
-        operators=alerts,
+        operators=alerts, notes=SqlHandoffNotes(engine),
     )  # fmt: skip
     timers.target = chat.deliver
 
@@ -378,7 +379,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         alerts=alerts, retry=retry_policy(settings),
     )  # fmt: skip
     admin = console(settings, engine, fulfilment=fulfilment, contacts=contacts, audit=audit,
-                    clock=clock)  # fmt: skip
+                    clock=clock, chat=chat, catalogue=catalogue)  # fmt: skip
 
     async def background_pass() -> None:
         await fulfilment.resume()

@@ -117,9 +117,14 @@ class CancelAnswered:
     charged: bool | None
 
 
+@dataclass(frozen=True)
+class HandedBack:
+    """A person who had the chat gives it back to the bot (from the operators' console)."""
+
+
 Event = (
     Text | Choice | OperatorChecked | CheckoutOpened | CheckoutFailed | OrderSettled | Resumed
-    | HistoryLoaded | PersonalDataLoaded | CheckoutRefused | CancelAnswered
+    | HistoryLoaded | PersonalDataLoaded | CheckoutRefused | CancelAnswered | HandedBack
 )  # fmt: skip
 
 # ---------------------------------------------------------------- effects (what to do)
@@ -165,6 +170,15 @@ class CallPerson:
 
 
 @dataclass(frozen=True)
+class NoteForPerson:
+    """Keep what the customer wrote for the person who has the chat; ``opens``: the message
+    that asked for a person (the start of what the operators' inbox shows)."""
+
+    text: str
+    opens: bool = False
+
+
+@dataclass(frozen=True)
 class ShowHistory:
     """Read the customer's latest orders (answered with HistoryLoaded)."""
 
@@ -190,7 +204,7 @@ class RecordPromos:
 
 Effect = (
     Say | CheckOperator | RecordConsent | RememberLine | OpenCheckout | CancelCheckout | ShowHistory
-    | ShowPersonalData | ErasePersonalData | RecordPromos | CallPerson
+    | ShowPersonalData | ErasePersonalData | RecordPromos | CallPerson | NoteForPerson
 )  # fmt: skip
 
 
@@ -382,6 +396,8 @@ def step(session: Session, event: Event, rules: Rules) -> Transition:
         return Transition(session, (Say(msg.cancel_outcome(event.order, charged=event.charged)),))
     if isinstance(event, Resumed | HistoryLoaded | PersonalDataLoaded):
         return _aside(session, event, rules)
+    if isinstance(event, HandedBack):
+        return _handed_back(session)
     if session.step is Step.HANDOFF:
         return _in_handoff(session, event, rules)
     reading = read(event.body, rules.catalogue.packages) if isinstance(event, Text) else None
@@ -449,7 +465,7 @@ def _command(session: Session, event: Event, command: str, rules: Rules) -> Tran
         case "history":
             return Transition(session, (ShowHistory(),))
         case "agent" | "complaint":
-            return _handoff(session, rules, complaint=command == "complaint")
+            return _handoff(session, event, rules, complaint=command == "complaint")
         case "back":
             return _back(session, rules)
     return _restart(session, rules)
@@ -521,7 +537,7 @@ def _cancel(session: Session) -> Transition:
     return Transition(reset, (CancelCheckout(payment.order_id),))
 
 
-def _handoff(session: Session, rules: Rules, *, complaint: bool) -> Transition:
+def _handoff(session: Session, event: Event, rules: Rules, *, complaint: bool) -> Transition:
     said = (
         msg.complaint(rules.service_hours, rules.complaints_url)
         if complaint
@@ -529,13 +545,18 @@ def _handoff(session: Session, rules: Rules, *, complaint: bool) -> Transition:
     )
     order = session.order  # a paid order's state first: "ya pagué y no me llega"
     told = (Say(msg.order_status(order)),) if order and order.state in _CAPTURED else ()
+    asked = _note(event, opens=True)
     return Transition(
-        replace(session, step=Step.HANDOFF), (CallPerson(complaint), *told, Say(said))
+        replace(session, step=Step.HANDOFF), (CallPerson(complaint), *asked, *told, Say(said))
     )
 
 
+def _note(event: Event, *, opens: bool = False) -> tuple[Effect, ...]:
+    return (NoteForPerson(event.body, opens=opens),) if isinstance(event, Text) else ()
+
+
 def _in_handoff(session: Session, event: Event, rules: Rules) -> Transition:
-    """A person has the chat: only "menú", /bot or /start take it back; the rest waits for them."""
+    """A person has the chat: "menú", /bot or /start take it back; the rest is kept for a person."""
     if command_of(event) == "restart" or (
         isinstance(event, Text) and read(event.body).intent is Intent.RESTART
     ):
@@ -543,7 +564,14 @@ def _in_handoff(session: Session, event: Event, rules: Rules) -> Transition:
         return Transition(back.session, (Say(msg.back_to_bot()), *back.effects))
     if command_of(event) == "cancel":
         return _cancel(session)
-    return Transition(session)
+    return Transition(session, _note(event))
+
+
+def _handed_back(session: Session) -> Transition:
+    """The person is done: the bot answers again (once; a chat already back is left alone)."""
+    if session.step is not Step.HANDOFF:
+        return Transition(session)
+    return Transition(replace(session, step=Step.IDLE), (Say(msg.back_to_bot()),))
 
 
 def _back(session: Session, rules: Rules) -> Transition:

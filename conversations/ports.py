@@ -146,6 +146,20 @@ class Alerts(Protocol):
         """Tell the operators that something needs a human (no personal data in ``what``)."""
 
 
+class Sender(StrEnum):
+    """Who wrote a message of a chat handed to a person."""
+
+    CUSTOMER = "customer"
+    PERSON = "person"
+
+
+class HandoffNotes(Protocol):
+    async def keep(
+        self, key: ChatKey, body: str, *, sender: Sender, at: datetime, opens: bool = False
+    ) -> None:
+        """Keep a message of a chat handed to a person (``opens``: the one asking for them)."""
+
+
 class ChatLocks(Protocol):
     def hold(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
         """Hold the chat while one update is handled, so its updates go one at a time."""

@@ -28,7 +28,9 @@ from conversations.machine import (
     Effect,
     ErasePersonalData,
     Event,
+    HandedBack,
     HistoryLoaded,
+    NoteForPerson,
     OpenCheckout,
     OperatorChecked,
     OrderSettled,
@@ -51,12 +53,14 @@ from conversations.ports import (
     Alerts,
     ChatLocks,
     ConversationStore,
+    HandoffNotes,
     Messenger,
     OrderChanges,
     Orders,
     Outgoing,
     Payments,
     Privacy,
+    Sender,
     TopUps,
     Usage,
 )
@@ -131,6 +135,7 @@ class ChatService:
     usage: Usage | None = None
     guard: Guard = field(default_factory=Guard)
     operators: Alerts | None = None  # where a chat asking for a person is raised
+    notes: HandoffNotes | None = None  # what a chat handed to a person says, kept for them
     # The packages on sale now (operators edit them while the bot runs); None: rules.catalogue.
     catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
@@ -170,6 +175,20 @@ class ChatService:
         else:
             base = self.new_id()
         return [Outgoing(f"{base}:{n}", key, reply) for n, reply in enumerate(replies)]
+
+    async def answer_as_person(self, key: ChatKey, text: str) -> None:
+        """Send a person's answer to a chat handed to them, through the outbox like every reply,
+        and keep it with the chat's notes."""
+        async with self.locks.hold(key):
+            outgoing = [Outgoing(f"{self.new_id()}:0", key, Reply(text))]
+            await self.courier.outbox.add(outgoing, at=self.clock())
+            if self.notes is not None:
+                await self.notes.keep(key, text, sender=Sender.PERSON, at=self.clock())
+            await self.courier.flush(key)
+
+    async def hand_back(self, key: ChatKey) -> None:
+        """A person is done with the chat: the bot answers it again."""
+        await self.handle(key, HandedBack())
 
     async def _run(self, key: ChatKey, event: Event) -> None:
         session = await self._with_order(await self.store.load(key))
@@ -221,6 +240,10 @@ class ChatService:
                 return await self._cancel_checkout(order_id)
             case CallPerson(complaint):
                 await self._call_person(key, complaint=complaint)
+            case NoteForPerson(text, opens) if self.notes:
+                await self.notes.keep(
+                    key, text, sender=Sender.CUSTOMER, at=self.clock(), opens=opens
+                )
             case ShowHistory(limit):
                 return HistoryLoaded(tuple(await self.orders.recent(key, limit=limit)))
             case ShowPersonalData():

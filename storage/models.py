@@ -128,6 +128,21 @@ class ConversationRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class HandoffNoteRow(SQLModel, table=True):
+    """A message of a chat handed to a person: what the customer wrote (from the one that asked
+    for a person, ``opens``) and what the person answered. Erased with the customer's data."""
+
+    __tablename__ = "handoff_notes"
+    __table_args__ = (Index("ix_handoff_notes_customer", "customer_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    sender: str  # "customer" or "person"
+    opens: bool = False
+    body: str = Field(sa_type=EncryptedText)  # the customer's words
+    at: datetime = Field(sa_type=UtcDateTime)
+
+
 class OrderRow(SQLModel, table=True):
     """An order with a snapshot of what was bought, so later catalogue changes cannot alter it."""
 

@@ -1,12 +1,12 @@
 """SQL side of the privacy duties: access, erasure, retention, abuse counts and the audit log.
 
 Why one module: these are the queries Ley 29733 and the abuse limits need, kept apart from the
-order flow's repositories. Erasure deletes saved lines, the conversation and the consent, and
-anonymises the customer row and its settled orders: ids, products, amounts, states and times stay
-for accounting; names, documents, numbers and chat ids are blanked (the number's keyed hash after
-the day in which the per-recipient limits count it). Orders still moving (paid,
-topping up) keep their data until they settle, so the customer can still be told and refunded;
-the retention job erases them later.
+order flow's repositories. Erasure deletes saved lines, the conversation, its messages to a
+person (handoff notes) and the consent, and anonymises the customer row and its settled orders:
+ids, products, amounts, states and times stay for accounting; names, documents, numbers and chat
+ids are blanked (the number's keyed hash after the day in which the per-recipient limits count
+it). Orders still moving (paid, topping up) keep their data until they settle, so the customer
+can still be told and refunded; the retention job erases them later.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from storage.models import (
     AuditRow,
     ConversationRow,
     CustomerRow,
+    HandoffNoteRow,
     OrderRow,
     OutboxRow,
     SavedLineRow,
@@ -68,6 +69,7 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("pending_updates", "update_id", "body"),
     EncryptedColumn("outbox", "seq", "chat_id"),
     EncryptedColumn("outbox", "seq", "reply"),
+    EncryptedColumn("handoff_notes", "id", "body"),
 )
 
 
@@ -195,6 +197,7 @@ async def _erase(db: AsyncSession, customer_id: int, *, at: datetime) -> None:
     """Delete what is only personal, blank what accounting keeps."""
     await db.exec(delete(SavedLineRow).where(col(SavedLineRow.customer_id) == customer_id))
     await db.exec(delete(ConversationRow).where(col(ConversationRow.customer_id) == customer_id))
+    await db.exec(delete(HandoffNoteRow).where(col(HandoffNoteRow.customer_id) == customer_id))
     await db.exec(
         update(OrderRow)
         .where(col(OrderRow.customer_id) == customer_id, _SETTLED)

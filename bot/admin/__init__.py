@@ -13,9 +13,12 @@ from bot.admin.security import Cookies
 from bot.settings import Settings
 from conversations.fulfilment import Fulfilment
 from conversations.ports import Contacts
+from conversations.service import ChatService
 from storage.campaigns import SqlCampaigns
+from storage.catalogue import SqlCatalogue
 from storage.crypto import create_private_once
 from storage.db import make_sessionmaker
+from storage.handoffs import SqlHandoffNotes
 from storage.operators import SqlOperators
 from storage.privacy import SqlAudit
 
@@ -39,10 +42,13 @@ def console(
     contacts: Contacts,
     audit: SqlAudit,
     clock: Callable[[], datetime],
+    chat: ChatService,
+    catalogue: SqlCatalogue,
 ) -> Console:
     """The console; its ``mount()`` is the routes under /admin."""
     sessions = make_sessionmaker(engine)
     return Console(
         settings, engine, SqlOperators(sessions), audit, fulfilment,
         SqlCampaigns(sessions, clock=clock), contacts, Cookies(session_key(settings)), clock,
+        chat, SqlHandoffNotes(engine), catalogue,
     )  # fmt: skip

@@ -1,10 +1,11 @@
-"""The operators' web console under /admin: sign-in, dashboard, orders, promos.
+"""The operators' web console under /admin: sign-in, dashboard, orders, promos, the handoff
+inbox and the catalogue.
 
 Every page goes through ``Console.page``: the console is off (404) while no operator account
 exists; a visitor without a session is sent to the login page; every POST must carry the
 session's CSRF token; and every action is written to the audit log. Changes go through the use
-cases the bot itself runs (``Fulfilment``, the campaign code of ``recargabot promo``): no page
-edits a row.
+cases the bot itself runs (``Fulfilment``, the campaign code of ``recargabot promo``, the chat
+service, the catalogue of ``recargabot catalogue``): no page edits a row.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ from conversations.catalog import parse_msisdn
 from conversations.errors import DeliveryFailed, NotDeliverableNow, PaymentProviderError
 from conversations.fulfilment import Fulfilment
 from conversations.ports import Contacts
+from conversations.service import ChatService
 from storage import console as queries
 from storage.campaigns import Audience, SqlCampaigns
+from storage.catalogue import SqlCatalogue, UnknownPackage
+from storage.handoffs import SqlHandoffNotes
 from storage.operators import Operator, Role, SqlOperators
 from storage.privacy import SqlAudit
 
@@ -87,6 +91,9 @@ class Console:
     contacts: Contacts
     cookies: Cookies
     clock: Callable[[], datetime]
+    chat: ChatService
+    inbox: SqlHandoffNotes
+    catalogue: SqlCatalogue
     per_account: Throttle = field(default_factory=lambda: Throttle(limit=5, window=900))
     per_address: Throttle = field(default_factory=lambda: Throttle(limit=20, window=900))
     sending: dict[int, asyncio.Task[None]] = field(default_factory=dict)
@@ -107,6 +114,10 @@ class Console:
             Route("/promos/{campaign_id:int}/progress", self.page(self.progress)),
             Route("/promos/{campaign_id:int}/{action}", self.page(self.promo_action),
                   methods=["POST"]),
+            Route("/handoffs", self.page(self.handoffs)),
+            Route("/handoffs/{customer_id:int}", self.page(self.handoff_action), methods=["POST"]),
+            Route("/catalogue", self.page(self.packages)),
+            Route("/catalogue/{code}/{action}", self.page(self.package_action), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]  # fmt: skip
         return Mount(
@@ -400,7 +411,74 @@ class Console:
             self._run(campaign_id)
         return RedirectResponse(f"/admin/promos/{campaign_id}", 303)
 
+    # ------------------------------------------------------------ handoff inbox
 
+    async def handoffs(self, ctx: Ctx, *, notice: str | None = None, status: int = 200) -> Response:
+        """The chats waiting for a person, the longest waiting first, with what they wrote."""
+        return self.render(ctx.request, "handoffs.html", ctx.session, ctx.operator,
+                           waiting=await self.inbox.waiting(), notice=notice,
+                           status=status)  # fmt: skip
+
+    async def handoff_action(self, ctx: Ctx) -> Response:
+        """Answer a waiting chat through the bot's channel, and/or give it back to the bot."""
+        customer_id, intent, text = (
+            ctx.request.path_params["customer_id"], ctx.field("intent"), ctx.field("text")
+        )  # fmt: skip
+        if intent not in HANDOFF_INTENTS or (intent != "back" and not text):
+            return await self.handoffs(ctx, notice="Escribe la respuesta.", status=400)
+        waiting = {chat.customer_id: chat.key for chat in await self.inbox.waiting()}
+        key = waiting.get(customer_id)
+        if key is None:
+            return await self.handoffs(ctx, notice="Ese chat ya volvió con el bot.", status=409)
+        await self._record(ctx.operator, f"handoff_{intent}", True, f"customer:{customer_id}")
+        try:
+            if intent != "back":
+                await self.chat.answer_as_person(key, text)
+            if intent != "answer":
+                await self.chat.hand_back(key)
+        except (NotDeliverableNow, DeliveryFailed) as error:
+            logger.warning("console answer to customer=%s failed: %s", customer_id, type(error))
+            return await self.handoffs(ctx, notice="No se pudo enviar; inténtalo más tarde.",
+                                       status=502)  # fmt: skip
+        return RedirectResponse("/admin/handoffs", 303)
+
+    # ------------------------------------------------------------ catalogue
+
+    async def packages(self, ctx: Ctx, *, notice: str | None = None, status: int = 200) -> Response:
+        """Every package in menu order: shown or hidden, its name and description."""
+        return self.render(ctx.request, "catalogue.html", ctx.session, ctx.operator,
+                           packages=await self.catalogue.listing(), notice=notice,
+                           status=status)  # fmt: skip
+
+    async def package_action(self, ctx: Ctx) -> Response:
+        """Hide, show, rename or move a package (admins), as ``recargabot catalogue`` does."""
+        code, action = ctx.request.path_params["code"], ctx.request.path_params["action"]
+        if action not in PACKAGE_ACTIONS:
+            return Response("Not Found", 404)
+        allowed = ctx.operator.role is Role.ADMIN
+        await self._record(ctx.operator, f"package_{action}", allowed, f"package:{code}")
+        if not allowed:
+            return await self.packages(ctx, notice="Solo un administrador puede cambiar el "
+                                       "catálogo.", status=403)  # fmt: skip
+        now = self.clock()
+        try:
+            match action:
+                case "hide" | "show":
+                    await self.catalogue.hide(code, hidden=action == "hide", at=now)
+                case "rename":
+                    await self.catalogue.rename(code, name=ctx.field("name"),
+                                                details=ctx.field("details"), at=now)  # fmt: skip
+                case "move":
+                    await self.catalogue.move(code, position=int(ctx.field("position")), at=now)
+        except UnknownPackage:
+            return await self.packages(ctx, notice="No existe ese paquete.", status=404)
+        except ValueError:
+            return await self.packages(ctx, notice="Posición no válida.", status=400)
+        return RedirectResponse("/admin/catalogue", 303)
+
+
+HANDOFF_INTENTS = frozenset({"answer", "answer_back", "back"})
+PACKAGE_ACTIONS = frozenset({"hide", "show", "rename", "move"})
 ORDER_ACTIONS = frozenset({"reveal", "retry", "refund", "resend"})
 ADMIN_ONLY = frozenset({"reveal", "refund"})
 PROMO_FIELDS = ("text", "image_url", "template", "template_vars", "channel", "inactive_days",

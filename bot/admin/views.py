@@ -10,7 +10,7 @@ from jinja2 import Environment
 
 from conversations.broadcast import RecipientState
 from conversations.catalog import soles
-from conversations.masking import mask_document, mask_msisdn
+from conversations.masking import mask_chat, mask_document, mask_msisdn, scrub
 from storage.console import LIMA, Dashboard, Figures
 
 STATES = {
@@ -32,6 +32,13 @@ ACTIONS = {
     "refund": "Devolvió el pago",
     "resend": "Reenvió el aviso",
     "search_phone": "Buscó por número",
+    "handoff_answer": "Respondió un chat",
+    "handoff_answer_back": "Respondió un chat y lo devolvió al bot",
+    "handoff_back": "Devolvió un chat al bot",
+    "package_hide": "Ocultó un paquete",
+    "package_show": "Mostró un paquete",
+    "package_rename": "Renombró un paquete",
+    "package_move": "Movió un paquete",
 }
 OUTCOMES = {
     RecipientState.SENT: "Enviados",
@@ -57,6 +64,7 @@ def install(env: Environment) -> None:
         action=lambda a: ACTIONS.get(a, a), channel=lambda c: CHANNELS.get(c, c),
         doctype=lambda d: DOCUMENTS.get(d, d), campaign=lambda c: CAMPAIGNS.get(c, c),
         msisdn=mask_msisdn, document=mask_document, name=mask_name, percent=percent,
+        chat=mask_chat, scrub=scrub,
     )  # fmt: skip
 
 

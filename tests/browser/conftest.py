@@ -83,7 +83,7 @@ class Site:
     services: Services
     stripe: FakeStripe
     telegram: FakeBotApi
-    messenger: RecordingMessenger
+    messenger: RecordingMessenger  # the customers' chats, unless they go to the Telegram fake
     loop: asyncio.AbstractEventLoop
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
@@ -103,7 +103,9 @@ class Site:
         return order_id
 
 
-async def _start(stack: AsyncExitStack, tmp_path: Path, database_url: str) -> Site:
+async def _start(
+    stack: AsyncExitStack, tmp_path: Path, database_url: str, *, chats_on_telegram: bool
+) -> Site:
     stripe_fake, telegram_fake = FakeStripe(), FakeBotApi()
     stripe_url = await stack.enter_async_context(served(stripe_fake.app()))
     telegram_url = await stack.enter_async_context(serving(telegram_fake))
@@ -116,7 +118,7 @@ async def _start(stack: AsyncExitStack, tmp_path: Path, database_url: str) -> Si
         promo_telegram_per_second=250, promo_telegram_per_chat_seconds=0,
     )  # fmt: skip
     messenger = RecordingMessenger()  # the customers' own chats; promos go to the Telegram fake
-    app = build(settings, overrides=Overrides(messenger=messenger))
+    app = build(settings, overrides=Overrides(messenger=None if chats_on_telegram else messenger))
     services = await stack.enter_async_context(app.state.services.lifetime())
     operators = SqlOperators(make_sessionmaker(services.engine))
     for email, role in ((ADMIN, Role.ADMIN), (AGENT, Role.AGENT)):
@@ -129,6 +131,18 @@ async def _start(stack: AsyncExitStack, tmp_path: Path, database_url: str) -> Si
 
 @pytest.fixture
 def site(tmp_path: Path, database_url: str, driver: WebDriver) -> Iterator[Site]:
+    yield from _site(tmp_path, database_url, driver, chats_on_telegram=False)
+
+
+@pytest.fixture
+def telegram_site(tmp_path: Path, database_url: str, driver: WebDriver) -> Iterator[Site]:
+    """The site with the customers' chats on the Telegram fake too (the bot's own messenger)."""
+    yield from _site(tmp_path, database_url, driver, chats_on_telegram=True)
+
+
+def _site(
+    tmp_path: Path, database_url: str, driver: WebDriver, *, chats_on_telegram: bool
+) -> Iterator[Site]:
     loop = asyncio.new_event_loop()
     ready: list[Site] = []
     started, stop = threading.Event(), threading.Event()
@@ -137,7 +151,8 @@ def site(tmp_path: Path, database_url: str, driver: WebDriver) -> Iterator[Site]
     async def main() -> None:
         async with AsyncExitStack() as stack:
             try:
-                ready.append(await _start(stack, tmp_path, database_url))
+                ready.append(await _start(stack, tmp_path, database_url,
+                                          chats_on_telegram=chats_on_telegram))  # fmt: skip
             except Exception as error:  # told to the test, which raises it
                 failure.append(error)
                 return
