@@ -376,7 +376,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
 
     fulfilment = Fulfilment(
         orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
-        alerts=alerts, retry=retry_policy(settings),
+        alerts=alerts, retry=retry_policy(settings), retell=chat.repeat_notice,
     )  # fmt: skip
     admin = console(settings, engine, fulfilment=fulfilment, contacts=contacts, audit=audit,
                     clock=clock, chat=chat, catalogue=catalogue)  # fmt: skip

@@ -78,6 +78,9 @@ class Fulfilment:
     clock: Callable[[], datetime]
     alerts: Alerts
     retry: RetryPolicy = RetryPolicy()
+    # Tells an ended order again (an operator's resend) as a new message: ``tell``'s notice goes
+    # once per order state, so a resend through it would be dropped as already sent.
+    retell: Callable[[Order], Awaitable[None]] | None = None
     stale_after: timedelta = timedelta(minutes=2)
     notice_lease: timedelta = timedelta(minutes=5)
 
@@ -268,7 +271,7 @@ class Fulfilment:
         order = await self.orders.get(order_id)
         if order is None or order.state not in SETTLED_STATES:
             return False
-        await self.tell(order)
+        await (self.retell or self.tell)(order)
         return True
 
     async def _close_expired(self, order: Order) -> None:

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from conversations import messages as msg
 from conversations.catalog import Catalogue
 from conversations.delivery import Courier
 from conversations.errors import PaymentProviderError
@@ -162,6 +163,11 @@ class ChatService:
                 [Outgoing(f"{self.new_id()}:0", key, reply)], at=self.clock()
             )
             await self.courier.flush(key, customer_wrote=True)
+
+    async def repeat_notice(self, order: Order) -> None:
+        """Tell the customer again how their order ended, as a new message (an operator's
+        resend); the chat's state is left as it is."""
+        await self.answer(order.key, msg.settled(order))
 
     async def deliver(self, key: ChatKey) -> None:
         """Send what the chat's outbox holds now (a retry's timer, the worker's pass)."""

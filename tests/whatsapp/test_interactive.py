@@ -255,8 +255,9 @@ async def test_a_list_item_is_read_from_its_payload_its_title_or_its_number(
 
 @pytest.mark.parametrize(
     ("payload", "body"),
-    [("HX-foreign-item-7", "S/ 10.00"), ("amount:10-old", "4")],
-    ids=["foreign-id-title", "stale-id-number"],
+    # At the amounts a figure is soles, never the item's position (the conversation issue).
+    [("HX-foreign-item-7", "S/ 10.00"), ("amount:10-old", "10")],
+    ids=["foreign-id-title", "stale-id-amount"],
 )
 async def test_a_payload_the_chat_does_not_offer_is_read_by_its_title_or_number(
     phone: Phone, payload: str, body: str
