@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 
 from adapters.reloadly_catalogue import COUNTRY, claro_offers
-from conversations.errors import FailureKind, TopUpRejected, TopUpUnknown
+from conversations.errors import FailureKind, TopUpRejected, TopUpUnknown, WalletUnreadable
 from conversations.machine import Verdict
 from conversations.masking import mask_msisdn
 from conversations.model import Order, ProductKind
 from conversations.packages import Offer
-from conversations.ports import TopUpState, TopUpStatus
+from conversations.ports import Balance, TopUpState, TopUpStatus
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +222,16 @@ class ReloadlyTopUps:
                   "suggestedAmountsMap": "false"}  # fmt: skip
         operators = await self._call("GET", f"/operators/countries/{COUNTRY}", params=params)
         return claro_offers(operators)
+
+    async def balance(self) -> Balance:
+        """The account's balance (GET /accounts/balance), in its currency's minor units."""
+        try:
+            found = await self._call("GET", "/accounts/balance")
+        except ReloadlyError as error:
+            raise WalletUnreadable(f"Reloadly answered {error.status} {error.code}") from error
+        except httpx.HTTPError as error:
+            raise WalletUnreadable(f"Reloadly not reached: {type(error).__name__}") from error
+        return Balance(round(float(found["balance"]) * 100), str(found["currencyCode"]))
 
     async def _detect(self, msisdn: str) -> dict[str, Any]:
         path = f"/operators/auto-detect/phone/51{msisdn}/countries/{COUNTRY}"

@@ -17,7 +17,7 @@ from conversations.machine import Verdict
 from conversations.masking import mask_msisdn
 from conversations.model import Order, ProductKind
 from conversations.packages import Offer
-from conversations.ports import TopUpState, TopUpStatus
+from conversations.ports import Balance, TopUpState, TopUpStatus
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ NOT_CLARO = "9999"
 FAILS_FOR_GOOD = "0000"
 TIMES_OUT = "0001"
 WALLET_EMPTY = "0002"
+SANDBOX_FLOAT_CENTS = 500_000  # the demo's provider wallet: S/ 5,000.00
 
 
 class SandboxTopUps:
@@ -75,6 +76,10 @@ class SandboxTopUps:
         self.credited: dict[str, int] = {}  # order id -> céntimos credited
         self._outcomes: dict[str, TopUpStatus] = {}
         self.sent_to: dict[str, tuple[int, int]] = {}  # order id -> (operator id, céntimos)
+
+    async def balance(self) -> Balance:
+        """The sandbox wallet: a fixed float in soles, less what this process credited."""
+        return Balance(SANDBOX_FLOAT_CENTS - sum(self.credited.values()), "PEN")
 
     async def offers(self) -> list[Offer]:
         """The bundle catalogue, read from Reloadly-shaped operators as the real one is."""

@@ -48,7 +48,15 @@ from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
 from conversations.machine import OrderSettled, Rules, options
 from conversations.model import ChatKey, Order
-from conversations.ports import Alerts, ChatLocks, Messenger, PackageSource, Payments, TopUps
+from conversations.ports import (
+    Alerts,
+    ChatLocks,
+    Messenger,
+    PackageSource,
+    Payments,
+    TopUps,
+    Wallet,
+)
 from conversations.privacy_guard import Guard
 from conversations.service import ChatService, KeyedLocks, ReentrantLocks
 from storage.catalogue import SqlCatalogue, SyncReport
@@ -379,7 +387,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         alerts=alerts, retry=retry_policy(settings), retell=chat.repeat_notice,
     )  # fmt: skip
     admin = console(settings, engine, fulfilment=fulfilment, contacts=contacts, audit=audit,
-                    clock=clock, chat=chat, catalogue=catalogue)  # fmt: skip
+                    clock=clock, chat=chat, catalogue=catalogue,
+                    wallet=topups if isinstance(topups, Wallet) else None)  # fmt: skip
 
     async def background_pass() -> None:
         await fulfilment.resume()

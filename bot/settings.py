@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # How long a Bot API call may take before it counts as failed (the outbox sends it again).
     telegram_timeout_seconds: float = Field(default=5.0, gt=0)
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # The dashboard warns when the top-up provider's wallet holds less than this, in the wallet's
+    # own currency (USD at Reloadly, soles in the sandbox).
+    wallet_low_balance: float = Field(default=100.0, ge=0)
     console_session_key: SecretStr | None = None  # signs /admin cookies; default: a local file
 
     # Promo campaigns: paced below each channel's limit so customers' own replies keep priority.

@@ -34,3 +34,7 @@ class NotDeliverableNow(Exception):
 
 class DeliveryFailed(Exception):
     """The messaging provider did not take the message; sending it again later may work."""
+
+
+class WalletUnreadable(Exception):
+    """The provider's balance could not be read now (the dashboard says so; nothing else waits)."""

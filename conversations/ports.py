@@ -135,6 +135,22 @@ class TopUps(Protocol):
     async def status(self, order_id: str) -> TopUpStatus: ...
 
 
+@dataclass(frozen=True)
+class Balance:
+    """What the provider's wallet holds, in its own currency's minor units (USD cents at Reloadly,
+    unless the account is in soles)."""
+
+    amount_minor: int
+    currency: str
+
+
+@runtime_checkable
+class Wallet(Protocol):
+    """A top-up provider that says how much it can still credit (the operators' dashboard)."""
+
+    async def balance(self) -> Balance: ...
+
+
 @runtime_checkable
 class PackageSource(Protocol):
     async def offers(self) -> Sequence[Offer]:

@@ -95,6 +95,7 @@ class FakeReloadly:
     # Every token issued stays valid (one per bot process, as replicas each fetch their own);
     # by default only the latest one is, to test renewal.
     every_token_valid: bool = False
+    wallet: float = 550.5  # the account's balance in USD
     audience: str = "https://topups-sandbox.reloadly.com"  # the environment the fake stands for
     _transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5000))
@@ -108,6 +109,7 @@ class FakeReloadly:
                 Route("/topups", self._topup, methods=["POST"]),
                 Route("/topups/reports/transactions", self._report),
                 Route("/topups/{transaction_id}/status", self._status),
+                Route("/accounts/balance", self._balance),
             ]
         )
 
@@ -139,6 +141,14 @@ class FakeReloadly:
             self.expire_tokens = False
             return _error(401, "TOKEN_EXPIRED", "Access token expired")
         return None
+
+    async def _balance(self, request: Request) -> Response:
+        """The account's balance, as Reloadly documents it (a decimal in its currency)."""
+        if (refused := self._unauthorised(request)) is not None:
+            return refused
+        body = {"balance": self.wallet, "currencyCode": "USD", "currencyName": "US Dollar",
+                "updatedAt": "2026-12-07 08:45:51"}  # fmt: skip
+        return JSONResponse(body)
 
     async def _detect(self, request: Request) -> Response:
         if (refused := self._unauthorised(request)) is not None:

@@ -12,7 +12,7 @@ from bot.admin.console import Console
 from bot.admin.security import Cookies
 from bot.settings import Settings
 from conversations.fulfilment import Fulfilment
-from conversations.ports import Contacts
+from conversations.ports import Contacts, Wallet
 from conversations.service import ChatService
 from storage.campaigns import SqlCampaigns
 from storage.catalogue import SqlCatalogue
@@ -44,11 +44,12 @@ def console(
     clock: Callable[[], datetime],
     chat: ChatService,
     catalogue: SqlCatalogue,
+    wallet: Wallet | None = None,
 ) -> Console:
     """The console; its ``mount()`` is the routes under /admin."""
     sessions = make_sessionmaker(engine)
     return Console(
         settings, engine, SqlOperators(sessions), audit, fulfilment,
         SqlCampaigns(sessions, clock=clock), contacts, Cookies(session_key(settings)), clock,
-        chat, SqlHandoffNotes(engine), catalogue,
+        chat, SqlHandoffNotes(engine), catalogue, wallet,
     )  # fmt: skip

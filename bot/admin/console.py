@@ -46,9 +46,14 @@ from bot.promos import UsageError, audience_of, configured, promo_of, run_campai
 from bot.settings import Settings
 from conversations.broadcast import Promo
 from conversations.catalog import parse_msisdn
-from conversations.errors import DeliveryFailed, NotDeliverableNow, PaymentProviderError
+from conversations.errors import (
+    DeliveryFailed,
+    NotDeliverableNow,
+    PaymentProviderError,
+    WalletUnreadable,
+)
 from conversations.fulfilment import Fulfilment
-from conversations.ports import Contacts
+from conversations.ports import Balance, Contacts, Wallet
 from conversations.service import ChatService
 from storage import console as queries
 from storage.campaigns import Audience, SqlCampaigns
@@ -60,6 +65,7 @@ from storage.privacy import SqlAudit
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+WALLET_READ_SECONDS = 3  # the dashboard does not wait longer for the provider
 templates = Jinja2Templates(directory=HERE / "templates")
 views.install(templates.env)
 
@@ -94,6 +100,7 @@ class Console:
     chat: ChatService
     inbox: SqlHandoffNotes
     catalogue: SqlCatalogue
+    wallet: Wallet | None = None  # the top-up provider's balance, where it tells it
     per_account: Throttle = field(default_factory=lambda: Throttle(limit=5, window=900))
     per_address: Throttle = field(default_factory=lambda: Throttle(limit=20, window=900))
     sending: dict[int, asyncio.Task[None]] = field(default_factory=dict)
@@ -239,7 +246,18 @@ class Console:
     async def dashboard(self, ctx: Ctx) -> Response:
         board = await queries.dashboard(self.engine, now=self.clock())
         return self.render(ctx.request, "dashboard.html", ctx.session, ctx.operator,
-                           board=board, charts=views.charts(board))  # fmt: skip
+                           board=board, charts=views.charts(board), wallet=await self._wallet(),
+                           low=self.settings.wallet_low_balance)  # fmt: skip
+
+    async def _wallet(self) -> Balance | None:
+        """The provider's balance now; None (the page says so) when it cannot be read quickly."""
+        if self.wallet is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.wallet.balance(), WALLET_READ_SECONDS)
+        except (WalletUnreadable, TimeoutError) as error:
+            logger.warning("provider balance not read: %s", error)
+            return None
 
     async def orders(self, ctx: Ctx) -> Response:
         """Search orders by id, by number (through its keyed hash) or by Lima day."""

@@ -11,6 +11,7 @@ from jinja2 import Environment
 from conversations.broadcast import RecipientState
 from conversations.catalog import soles
 from conversations.masking import mask_chat, mask_document, mask_msisdn, scrub
+from conversations.ports import Balance
 from storage.console import LIMA, Dashboard, Figures
 
 STATES = {
@@ -64,8 +65,14 @@ def install(env: Environment) -> None:
         action=lambda a: ACTIONS.get(a, a), channel=lambda c: CHANNELS.get(c, c),
         doctype=lambda d: DOCUMENTS.get(d, d), campaign=lambda c: CAMPAIGNS.get(c, c),
         msisdn=mask_msisdn, document=mask_document, name=mask_name, percent=percent,
-        chat=mask_chat, scrub=scrub,
+        chat=mask_chat, scrub=scrub, money=money,
     )  # fmt: skip
+
+
+def money(balance: Balance) -> str:
+    """A wallet's balance in its currency: ``S/ 5,000.00``, ``US$ 550.50``."""
+    symbol = {"PEN": "S/", "USD": "US$"}.get(balance.currency, balance.currency)
+    return f"{symbol} {balance.amount_minor // 100:,}.{balance.amount_minor % 100:02d}"
 
 
 def lima(moment: datetime | None) -> str:

@@ -242,6 +242,27 @@ async def test_the_dashboard_counts_held_orders_and_sales(staffed: Console, mess
     assert 'id="today-sales">S/ 10.00<' in page.text
 
 
+async def test_the_dashboard_shows_the_provider_wallet_and_warns_when_it_runs_low(
+    settings, clock, messenger
+):
+    """The sandbox wallet holds S/ 5,000.00 less what it credited; below the setting, a warning."""
+    low = settings.model_copy(update={"wallet_low_balance": 4995.0})
+    app = build(low, overrides=Overrides(clock=clock, messenger=messenger))
+    async with app.state.services.lifetime(background=False) as services:
+        console = Console(services, httpx.ASGITransport(app=app))
+        await console.add_operator(AGENT, Role.AGENT)
+        browser = console.browser()
+        await browser.login(AGENT)
+        before = await browser.get("/admin/")
+        customer = Customer(services, messenger)
+        await customer.say(*NEW_CUSTOMER_TO_SUMMARY, "Confirmar")
+        await customer.pay()  # S/ 10.00 credited by the sandbox provider
+        after = await browser.get("/admin/")
+
+    assert '<p id="wallet">Saldo del proveedor: S/ 5,000.00</p>' in before.text
+    assert "Saldo del proveedor bajo: S/ 4,990.00" in after.text
+
+
 async def test_a_scheduled_promo_waits_for_its_time_and_a_cancelled_one_never_goes(
     settings, clock, messenger
 ):

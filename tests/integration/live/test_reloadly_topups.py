@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 from adapters.reloadly_topups import ACTIONS, ReloadlyTopUps
+from conversations.errors import WalletUnreadable
 from conversations.model import OrderState
+from conversations.ports import Balance
 from tests.integration.live.conftest import Bot, World
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY
 
@@ -239,3 +241,21 @@ def test_every_documented_error_code_and_status_has_an_action():
     }  # fmt: skip
 
     assert documented <= set(ACTIONS)
+
+
+async def test_the_wallet_balance_is_read_as_reloadly_documents_it(world: World):
+    bot = await world.start()
+    world.reloadly.wallet = 42.5
+
+    balance = await bot.services.topups.balance()  # type: ignore[attr-defined]
+
+    assert balance == Balance(4250, "USD")
+
+
+async def test_an_unreadable_wallet_is_said_so_not_raised_as_a_top_up_failure(world: World):
+    bot = await world.start()
+    world.reloadly.expire_tokens = True
+    world.reloadly.client_secret = "rotated"  # the renewal is refused too
+
+    with pytest.raises(WalletUnreadable):
+        await bot.services.topups.balance()  # type: ignore[attr-defined]
