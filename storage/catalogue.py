@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conversations.catalog import Catalogue
@@ -67,6 +67,11 @@ class SqlCatalogue:
         wanted = {offer.code: offer for offer in offers}
         added, changed, withdrawn, unchanged = [], [], [], 0
         async with self.engine.begin() as db:
+            # Replicas sync at start, at once: one after the other, each reading what the other
+            # wrote (SQLite's writers already queue up; PostgreSQL's need the lock). Readers of
+            # the menu are not held up by it.
+            if db.dialect.name == "postgresql":
+                await db.execute(text("LOCK TABLE catalogue_packages IN SHARE ROW EXCLUSIVE MODE"))
             rows = {row.code: row for row in (await db.execute(select(_TABLE))).all()}
             position = max((row.position for row in rows.values()), default=0)
             for code, offer in wanted.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import AsyncExitStack
@@ -38,7 +39,11 @@ from tests.servers import served
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Where the screenshots go: a scratch folder, so `make test` leaves the clone clean;
+# RECARGABOT_SCREENSHOTS=docs/screenshots refreshes the README's.
+SCREENSHOTS = Path(
+    os.environ.get("RECARGABOT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "recargabot-shots"
+)
 T = TypeVar("T")
 # Selenium must neither download a driver nor send usage statistics: everything is local.
 os.environ.setdefault("SE_OFFLINE", "true")
@@ -188,7 +193,7 @@ def wait_for(driver: WebDriver, condition: Any, within: float = 60) -> Any:
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
-    """Save the page as docs/screenshots/NAME.png (committed; the README shows them)."""
+    """Save the page as NAME.png in SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from conversations.model import Channel, ChatKey, OrderState
 from storage.catalogue import SqlCatalogue
+from storage.db import make_engine
 from tests.db import table_rows
 from tests.fake_reloadly import BUNDLES_ID, CLARO
 from tests.integration.live.conftest import Bot, World
@@ -76,6 +79,23 @@ async def test_sync_twice_in_a_row_changes_nothing_the_second_time(world: World)
     assert len(before) == 4
     assert (report.added, report.changed, report.withdrawn, report.unchanged) == ((), (), (), 4)
     assert await table_rows(world.settings.database_url, "catalogue_packages") == before
+
+
+async def test_two_replicas_syncing_at_once_write_each_new_package_once(world: World):
+    """Replicas start together and each syncs: neither fails, a new package is added once."""
+    bot = await world.start()
+    world.reloadly.bundles["45.00"] = "Paquete Power: 40 GB + llamadas ilimitadas, 30 días"
+    engines = [make_engine(world.settings.database_url) for _ in range(2)]
+    try:
+        offers = await bot.services.topups.offers()  # type: ignore[attr-defined]
+        at = bot.services.chat.clock()
+        reports = await asyncio.gather(*(SqlCatalogue(e).sync(offers, at=at) for e in engines))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+    assert sorted(len(report.added) for report in reports) == [0, 1]
+    assert len(await table_rows(world.settings.database_url, "catalogue_packages")) == 5
 
 
 async def test_a_price_change_at_the_provider_does_not_alter_an_open_order(world: World):
