@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 demo: $(VENV)/.runtime
 	$(BIN)/recargabot demo
 
-# The suite on SQLite, then again on a throwaway PostgreSQL server (tests/unit is the pure core:
-# no database, so it runs once).
-test: $(VENV)/.dev
+# Lint (ruff and mypy stay clean), then the suite on SQLite, then again on a throwaway
+# PostgreSQL server (tests/unit is the pure core: no database, so it runs once).
+test: lint
 	$(BIN)/pytest
 	scripts/with-postgres.sh $(BIN)/pytest --ignore=tests/unit
 
