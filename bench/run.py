@@ -58,9 +58,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen:
+def spawn(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT,
+          wrap: tuple[str, ...] = ()) -> subprocess.Popen:  # fmt: skip
+    """``python -m args`` with this interpreter, run under ``wrap`` (valgrind) if given."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", *args], env=full_env, cwd=cwd)
+    return subprocess.Popen([*wrap, sys.executable, "-m", *args], env=full_env, cwd=cwd)
 
 
 async def wait_port(port: int, process: subprocess.Popen, within: float = 30) -> None:
@@ -278,14 +280,17 @@ async def pool(concurrency: int, jobs: list[Any], run: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def echo_bot(transport: str, chats: int) -> AsyncIterator[tuple[Driver, subprocess.Popen]]:
+async def echo_bot(
+    transport: str, chats: int, wrap: tuple[str, ...] = (), within: float = 30
+) -> AsyncIterator[tuple[Driver, subprocess.Popen]]:
     """Start the fake and an echo bot on ``transport``; yield a warmed-up driver and the bot."""
     fake_port, bot_port = free_port(), free_port()
     fake = spawn(["bench.fake_api", str(fake_port)])
     await wait_port(fake_port, fake)
-    bot = spawn(["bench.echo_bot", str(bot_port), f"http://127.0.0.1:{fake_port}/bot", transport])
+    bot = spawn(["bench.echo_bot", str(bot_port), f"http://127.0.0.1:{fake_port}/bot", transport],
+                wrap=wrap)  # fmt: skip
     try:
-        await wait_port(bot_port, bot)
+        await wait_port(bot_port, bot, within)
         inbox, ready = Inbox(), asyncio.Event()
         listener = asyncio.create_task(listen(fake_port, inbox, ready))
         await ready.wait()
@@ -357,7 +362,7 @@ class OurBot:
     bot_port: int
 
 
-async def start_our_bot(workdir: Path) -> OurBot:
+async def start_our_bot(workdir: Path, wrap: tuple[str, ...] = (), within: float = 60) -> OurBot:
     fake_port, bot_port = free_port(), free_port()
     fake = spawn(["bench.fake_api", str(fake_port)])
     await wait_port(fake_port, fake)
@@ -375,8 +380,8 @@ async def start_our_bot(workdir: Path) -> OurBot:
         "TELEGRAM_MAX_MESSAGES_PER_SECOND": "100000",
     }  # fmt: skip
     # cwd: a temp dir, so no developer .env leaks real keys into the run.
-    bot = spawn(["bench.bot_server"], env=env, cwd=workdir)
-    await wait_port(bot_port, bot, within=60)
+    bot = spawn(["bench.bot_server"], env=env, cwd=workdir, wrap=wrap)
+    await wait_port(bot_port, bot, within)
     return OurBot(fake, bot, fake_port, bot_port)
 
 
