@@ -26,8 +26,8 @@ from bench.run import (
     RESULTS,
     Driver,
     Inbox,
-    cpu_seconds,
     echo_bot,
+    idle,
     listen,
     message_update,
     purchase_steps,
@@ -61,20 +61,6 @@ async def control(pid: int, *flags: str) -> None:
     said = (await process.communicate())[0].decode()
     if process.returncode != 0 or "error" in said.lower():  # it answers 0 when it failed
         raise RuntimeError(f"callgrind_control {' '.join(flags)} {pid}: {said}")
-
-
-async def idle(pid: int, within: float = 60) -> None:
-    """Until the process spent under 10 ms of CPU in half a second (its replies' follow-up work,
-    such as the outbox's result writes, done)."""
-    deadline = time.monotonic() + within
-    before = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - before < 0.01:
-            return
-        before = now
-    raise RuntimeError(f"process {pid} never went idle")
 
 
 async def counted(pid: int, work: Callable[[], Awaitable[None]]) -> None:
