@@ -12,7 +12,9 @@ writes bench/results/instructions.json and, callgrind's largest costs, instructi
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -79,13 +81,27 @@ def total(out: Path) -> int:
     raise RuntimeError(f"no totals in {out}")
 
 
-def top_functions(out: Path, lines: int = 25) -> str:
-    """callgrind_annotate's self cost by function (C level: the interpreter, SQLite, …)."""
+_ROW = re.compile(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*?)(?: \[(.+)\])?$")
+
+
+def largest_costs(out: Path, functions: int = 25) -> str:
+    """callgrind_annotate's self cost (C level: the interpreter, SQLite, libc, …) summed by
+    library, then its largest functions."""
     report = subprocess.run(
         ["callgrind_annotate", "--inclusive=no", str(out)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    return "\n".join(report.splitlines()[: lines + 20])
+    rows = [m.groups() for line in report.splitlines() if (m := _ROW.match(line))]
+    rows = [(int(n.replace(",", "")), fn, obj) for n, fn, obj in rows if fn != "PROGRAM TOTALS"]
+    whole = total(out)
+    libraries: collections.Counter[str] = collections.Counter()
+    for n, _, obj in rows:
+        libraries[Path(obj).name if obj else "(no object named: inlined)"] += n
+    lines = ["Self instructions by library:"]
+    lines += [f"  {n / whole:6.1%}  {name}" for name, n in libraries.most_common(12)]
+    lines += ["", "Self instructions by function:"]
+    lines += [f"  {n / whole:6.1%}  {fn.rsplit('/', 1)[-1]}" for n, fn, _ in rows[:functions]]
+    return "\n".join(lines) + "\n"
 
 
 async def serial_updates(driver: Driver, chats: list[int]) -> None:
@@ -167,8 +183,8 @@ def main() -> None:
     result["seconds"] = time.monotonic() - started
     (RESULTS / "instructions.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     (RESULTS / "instructions.txt").write_text(
-        "Our bot, 90 Telegram updates (10 serial purchases up to the link):\n"
-        + top_functions(UPDATES_FILE),
+        "Our bot, 90 Telegram updates (10 serial purchases up to the link).\n"
+        + largest_costs(UPDATES_FILE),
         encoding="utf-8",
     )
     ours_m = result["ours"]["instructions_per_update"] / 1e6
