@@ -394,7 +394,8 @@ async def echo_bot(
         inbox, ready = Inbox(), asyncio.Event()
         listener = asyncio.create_task(listen(fake_port, inbox, ready))
         await ready.wait()
-        connector = aiohttp.TCPConnector(limit=chats)
+        # As for our bot (run()): idle connections dropped before uvicorn's keep-alive closes them.
+        connector = aiohttp.TCPConnector(limit=chats, keepalive_timeout=2)
         async with aiohttp.ClientSession(connector=connector) as http:
             driver = Driver(http, f"http://127.0.0.1:{bot_port}", inbox)
             await driver.post(message_update(1, "warm-up"))
@@ -677,7 +678,8 @@ def table(r: dict[str, Any]) -> None:
             t.add_row(f"{who} {x['customers']} thinking: p50 / p99 ms, updates/s, lost",
                       f"{x['p50_ms']:.0f} / {x['p99_ms']:.0f}, {x['updates_per_s']:.0f}, "
                       f"{x['replies_lost']}{pay}")  # fmt: skip
-        t.add_row(f"{who} capacity (p99 < {LIMIT_MS} ms)", f"{r[key]['capacity']}")
+        cap = r[key]["capacity"] or f"< {r[key]['steps'][0]['customers']}"
+        t.add_row(f"{who} capacity (p99 < {LIMIT_MS} ms)", f"{cap}")
     for key, value in r["memory"].items():
         if key.startswith("rss"):
             t.add_row(key.replace("_", " "), f"{value:.1f}")
