@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean bench
+.PHONY: demo test lint clean bench bench-instructions
 
 demo: $(VENV)/.runtime
 	$(BIN)/recargabot demo
@@ -37,6 +37,13 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.created
 bench: $(VENV)/.dev
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run
+
+# Instructions per Telegram update under valgrind's callgrind, ours and the echo bot's (about 2 min;
+# bench/instructions.py). Installs valgrind from Debian's packages if it is missing.
+bench-instructions: $(VENV)/.dev
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
+	$(BIN)/python -m bench.instructions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
