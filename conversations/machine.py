@@ -560,7 +560,7 @@ def _in_handoff(session: Session, event: Event, rules: Rules) -> Transition:
     if command_of(event) == "restart" or (
         isinstance(event, Text) and read(event.body).intent is Intent.RESTART
     ):
-        back = _greet(replace(session, step=Step.IDLE), rules, None)
+        back = _greet(_out_of_handoff(session), rules, None)
         return Transition(back.session, (Say(msg.back_to_bot()), *back.effects))
     if command_of(event) == "cancel":
         return _cancel(session)
@@ -571,7 +571,12 @@ def _handed_back(session: Session) -> Transition:
     """The person is done: the bot answers again (once; a chat already back is left alone)."""
     if session.step is not Step.HANDOFF:
         return Transition(session)
-    return Transition(replace(session, step=Step.IDLE), (Say(msg.back_to_bot()),))
+    return Transition(_out_of_handoff(session), (Say(msg.back_to_bot()),))
+
+
+def _out_of_handoff(session: Session) -> Session:
+    """Back with the bot: still waiting on the payment link if one was out, else idle."""
+    return replace(session, step=Step.AWAIT_PAYMENT if session.payment else Step.IDLE)
 
 
 def _back(session: Session, rules: Rules) -> Transition:

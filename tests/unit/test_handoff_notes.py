@@ -15,7 +15,7 @@ from conversations.machine import (
     step,
 )
 from conversations.session import Session, Step
-from tests.unit.builders import RETURNING, RULES, session_at
+from tests.unit.builders import RETURNING, RULES, replies, session_at
 
 
 def in_handoff() -> Session:
@@ -79,3 +79,15 @@ def test_handed_back_leaves_a_chat_already_with_the_bot_alone() -> None:
     chat = session_at(Step.CHOOSE_AMOUNT)
 
     assert step(chat, HandedBack(), RULES) == Transition(chat)
+
+
+def test_a_chat_handed_back_while_its_link_is_out_still_waits_on_the_payment() -> None:
+    """Asked for a person with a link out, then "menú": the link is still there, not silence."""
+    waiting = step(session_at(Step.AWAIT_PAYMENT), Text("asesor"), RULES).session
+
+    back = step(waiting, Text("menú"), RULES)
+    later = step(back.session, Text("hola"), RULES)
+    handed = step(waiting, HandedBack(), RULES)
+
+    assert back.session.step is Step.AWAIT_PAYMENT and handed.session.step is Step.AWAIT_PAYMENT
+    assert any("sigue activo" in r.text for r in replies(later))
