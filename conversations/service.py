@@ -156,18 +156,19 @@ class ChatService:
                 await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
             await self.courier.flush(key, customer_wrote=wrote)
 
-    async def answer(self, key: ChatKey, reply: Reply) -> None:
-        """Answer the customer outside the conversation (a channel keyword), through the outbox."""
+    async def answer(self, key: ChatKey, reply: Reply, *, customer_wrote: bool = True) -> None:
+        """Send the customer one message outside the conversation, through the outbox: the
+        answer to a channel keyword, or (``customer_wrote=False``) one an operator sends."""
         async with self.locks.hold(key):
             await self.courier.outbox.add(
                 [Outgoing(f"{self.new_id()}:0", key, reply)], at=self.clock()
             )
-            await self.courier.flush(key, customer_wrote=True)
+            await self.courier.flush(key, customer_wrote=customer_wrote)
 
     async def repeat_notice(self, order: Order) -> None:
         """Tell the customer again how their order ended, as a new message (an operator's
         resend); the chat's state is left as it is."""
-        await self.answer(order.key, msg.settled(order))
+        await self.answer(order.key, msg.settled(order), customer_wrote=False)
 
     async def deliver(self, key: ChatKey) -> None:
         """Send what the chat's outbox holds now (a retry's timer, the worker's pass)."""
@@ -183,14 +184,10 @@ class ChatService:
         return [Outgoing(f"{base}:{n}", key, reply) for n, reply in enumerate(replies)]
 
     async def answer_as_person(self, key: ChatKey, text: str) -> None:
-        """Send a person's answer to a chat handed to them, through the outbox like every reply,
-        and keep it with the chat's notes."""
-        async with self.locks.hold(key):
-            outgoing = [Outgoing(f"{self.new_id()}:0", key, Reply(text))]
-            await self.courier.outbox.add(outgoing, at=self.clock())
-            if self.notes is not None:
-                await self.notes.keep(key, text, sender=Sender.PERSON, at=self.clock())
-            await self.courier.flush(key)
+        """Send a person's answer to a chat handed to them, and keep it with the chat's notes."""
+        await self.answer(key, Reply(text), customer_wrote=False)
+        if self.notes is not None:
+            await self.notes.keep(key, text, sender=Sender.PERSON, at=self.clock())
 
     async def hand_back(self, key: ChatKey) -> None:
         """A person is done with the chat: the bot answers it again."""
