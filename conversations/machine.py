@@ -401,7 +401,7 @@ def step(session: Session, event: Event, rules: Rules) -> Transition:
     if session.step is Step.HANDOFF:
         return _in_handoff(session, event, rules)
     reading = read(event.body, rules.catalogue.packages) if isinstance(event, Text) else None
-    answered = _chosen(session, event, rules)
+    answered = _chosen(session, event, rules, reading)
     command = command_of(event)
     if command is None and reading is not None and answered is None:
         command = _INTENT_COMMANDS.get(reading.intent) if reading.intent else None
@@ -731,7 +731,9 @@ def _payment_prompt(session: Session) -> tuple[Effect, ...]:
     return (Say(msg.payment_pending(payment.amount_cents, payment.url)),) if payment else ()
 
 
-def _chosen(session: Session, event: Event, rules: Rules) -> str | None:
+def _chosen(session: Session, event: Event, rules: Rules, reading: Reading | None) -> str | None:
+    """The option of the step the event picks: pressed, typed, or a yes/no said as Peruvians do
+    (``reading`` is what step() already read of a typed text)."""
     choices = options(session, rules)
     if isinstance(event, Choice):
         return event.option_id if any(o.id == event.option_id for o in choices) else None
@@ -739,10 +741,9 @@ def _chosen(session: Session, event: Event, rules: Rules) -> str | None:
         return None
     numbered = session.step is not Step.CHOOSE_AMOUNT
     chosen = resolve(choices, event.body, numbered=numbered)
-    if chosen is None and session.step in _YES_NO:
-        answer = read(event.body).answer
+    if chosen is None and session.step in _YES_NO and reading is not None:
         yes, no = _YES_NO[session.step]
-        chosen = None if answer is None else yes if answer else no
+        chosen = None if reading.answer is None else yes if reading.answer else no
     return chosen
 
 
