@@ -22,7 +22,6 @@ _NAME_RE = re.compile(r"^[^\W\d_]+(?:(?:\. ?|[ '-])[^\W\d_]+)*\.?$")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _CE_RE = re.compile(r"^[0-9]{9,12}$")
 _PASSPORT_RE = re.compile(r"^(?=.*[0-9])[A-Z0-9]{6,12}$")  # real passports carry digits
-_AMOUNT_RE = re.compile(r"^(?:s/\.?|soles)?\s*(\d{1,4})(?:[.,]0{1,2})?\s*(?:soles|sol)?$")
 _MAX_PARSE_CHARS = 64
 
 
@@ -76,14 +75,6 @@ def _parse_dni(compact: str) -> str | None:
         return None
     digits = valid[:8]
     return None if len(set(digits)) == 1 else digits
-
-
-def parse_soles(text: str) -> int | None:
-    """Return a whole number of soles typed as ``25``, ``S/ 25``, ``25 soles`` or ``25.00``."""
-    if len(text) > _MAX_PARSE_CHARS:
-        return None
-    match = _AMOUNT_RE.match(text.strip().lower())
-    return int(match.group(1)) if match else None
 
 
 def credit_product(amount_soles: int) -> Product:

@@ -132,7 +132,7 @@ _MONEY_RE = re.compile(
     r"|\b(\d{1,4}(?:[.,]\d{1,2})?)\s*(?:soles|sol|lucas|luca|mangos|cocos|pen)\b"
 )
 _MONEY_WORD = re.compile(r"\b(?:soles|sol|lucas|luca)\b")
-_FIGURE_RE = re.compile(r"(?<![\d.,])(\d{1,4})(?:[.,](\d{1,2}))?(?![\d.,]*\d)")
+_FIGURE_RE = re.compile(r"(?<![\d.,-])(\d{1,4})(?:[.,](\d{1,2}))?(?![\d.,]*\d)")
 _TOKEN_RE = re.compile(r"[a-z0-9ñ./]+|[^\sa-z0-9]", re.IGNORECASE)
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _FUZZY_MIN = 85

@@ -8,11 +8,9 @@ from conversations.catalog import (
     credit_product,
     display_msisdn,
     fold,
-    is_custom_amount_allowed,
     parse_document,
     parse_msisdn,
     parse_name,
-    parse_soles,
     soles,
 )
 from conversations.model import DocType, ProductKind
@@ -188,28 +186,6 @@ def test_implausible_name_is_rejected(typed: str) -> None:
 
 
 # ---------------------------------------------------------------- amounts
-
-
-@pytest.mark.parametrize(
-    "typed", ["25", "S/ 25", "s/25", "S/. 25", "25 soles", "25.00", "25,00", "  25  "]
-)
-def test_whole_soles_are_read_from_common_spellings(typed: str) -> None:
-    assert parse_soles(typed) == 25
-
-
-@pytest.mark.parametrize("typed", ["10.50", "25.5", "diez", "", "-5", "S/", "1" * 5000])
-def test_amount_with_centimos_or_words_is_not_read(typed: str) -> None:
-    assert parse_soles(typed) is None
-
-
-@pytest.mark.parametrize(
-    ("typed", "allowed"), [("2", False), ("3", True), ("200", True), ("201", False)]
-)
-def test_custom_amount_range_is_decided_after_parsing(typed: str, allowed: bool) -> None:
-    amount = parse_soles(typed)
-
-    assert amount is not None
-    assert is_custom_amount_allowed(amount) is allowed
 
 
 @pytest.mark.parametrize(("amount", "days"), [(3, 30), (59, 30), (60, 60), (200, 60)])
