@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from conversations.errors import (
-    DeliveryFailed,
     FailureKind,
-    NotDeliverableNow,
     PaymentProviderError,
     TopUpRejected,
     TopUpUnknown,
@@ -301,12 +299,8 @@ class Fulfilment:
             order.id, order.state, until=now + self.notice_lease, now=now
         ):
             return
-        try:
-            await self.tell(order)
-        except (NotDeliverableNow, DeliveryFailed) as undelivered:
-            # The lease runs out and a later pass tells them (e.g. once they write on WhatsApp).
-            logger.info("order=%s not told yet: %s", order.id, type(undelivered).__name__)
-            return
+        # ``tell`` puts the notice in the chat's outbox, which owns its delivery and retries.
+        await self.tell(order)
         await self.work.notice_sent(order.id, order.state)
 
     async def _move(
