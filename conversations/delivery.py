@@ -15,7 +15,7 @@ rule for both channels: retried with backoff, kept until the customer writes, or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,7 +25,7 @@ from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Reply
 from conversations.model import ChatKey
-from conversations.ports import Contact, Messenger, Outbox, Outgoing
+from conversations.ports import Claim, Contact, Messenger, Outbox, Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -140,43 +140,61 @@ class Courier:
     backoff: Backoff = Backoff()
     lease: timedelta = timedelta(minutes=1)  # a sender that crashed mid-send is taken over after
 
+    def claim(self, *, customer_wrote: bool) -> Claim:
+        """What a sender takes now: the chat's due messages, held for the lease."""
+        now = self.clock()
+        return Claim(customer_wrote, now, now + self.lease)
+
     async def flush(self, key: ChatKey, *, customer_wrote: bool = False) -> None:
-        due = await self.outbox.due(key, customer_wrote=customer_wrote, now=self.clock())
-        for message in due:
-            if not await self.deliver(message, answering=customer_wrote):
+        taken = await self.outbox.take(key, self.claim(customer_wrote=customer_wrote))
+        await self.send(taken, answering=customer_wrote)
+
+    async def send(self, taken: Sequence[Outgoing], *, answering: bool = False) -> None:
+        """Send messages taken for a chat, in order; after one that is to be retried, the rest
+        go back untried, due with it (a chat's messages never overtake each other)."""
+        for n, message in enumerate(taken):
+            retry_at = await self._send(message, answering=answering)
+            if retry_at is not None:
+                await self.outbox.release([later.id for later in taken[n + 1 :]], next_at=retry_at)
                 return
 
     async def deliver(
         self, message: Outgoing, *, answering: bool = False, send: Send | None = None
     ) -> bool:
-        """Send one message (through ``send`` if given: a channel's other way of sending it);
-        False if it is to be retried (so the chat's next ones wait)."""
+        """Claim and send one message (through ``send`` if given: a channel's other way of
+        sending it); False if it is to be retried (so the chat's next ones wait)."""
         now = self.clock()
         # Another replica may flush the same chat (SQLite has no cross-process chat lock).
         if not await self.outbox.claim(message.id, until=now + self.lease, now=now):
             return True
+        return await self._send(message, answering=answering, send=send) is None
+
+    async def _send(
+        self, message: Outgoing, *, answering: bool, send: Send | None = None
+    ) -> datetime | None:
+        """Send a message its sender holds; when it is to be retried, when."""
         send = send or self.messenger.send
         try:
             vendor_id = await send(message.key, message.reply, answering=answering)
         except (NotDeliverableNow, DeliveryFailed) as error:
             return await self.settle(message, error)
         await self.outbox.sent(message.id, vendor_id=vendor_id, at=self.clock())
-        return True
+        return None
 
-    async def settle(self, message: Outgoing, error: Exception) -> bool:
-        """Record what ``fate`` says of a message that did not go; False: retried later."""
+    async def settle(self, message: Outgoing, error: Exception) -> datetime | None:
+        """Record what ``fate`` says of a message that did not go; if it is retried, when."""
         now, chat = self.clock(), mask_chat(message.key)
         match fate(error):
             case Fate.WAIT:
                 logger.info("message %s to %s waits for the customer: %s", message.id, chat, error)
                 await self.outbox.wait(message.id, at=now)
-                return True
+                return None
             case Fate.GIVE_UP:
                 logger.warning("message %s to %s refused for good: %s", message.id, chat, error)
                 await self.outbox.give_up(message.id, reason=str(error)[:200], at=now)
-                return True
+                return None
         delay = self.backoff.delay(message.attempts, error)
         logger.info("message %s to %s again in %s: %s", message.id, chat, delay, error)
         await self.outbox.retry(message.id, attempts=message.attempts + 1, next_at=now + delay)
         self.later(message.key, delay)
-        return False
+        return now + delay

@@ -22,9 +22,16 @@ class ConversationStore(Protocol):
         """The chat's session with the customer's profile (consent, saved lines, last purchase)."""
 
     async def save(
-        self, key: ChatKey, session: Session, *, outgoing: Sequence[Outgoing] = ()
-    ) -> None:
-        """Store the chat's state and put ``outgoing`` in the outbox, in one transaction."""
+        self,
+        key: ChatKey,
+        session: Session,
+        *,
+        outgoing: Sequence[Outgoing] = (),
+        claim: Claim | None = None,
+    ) -> Sequence[Outgoing]:
+        """Store the chat's state and put ``outgoing`` in the outbox, in one transaction; with
+        ``claim``, also take the chat's messages to send now (as ``Outbox.take``) and return
+        them, so the common path of a message is that one write."""
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None: ...
 
@@ -190,6 +197,16 @@ class Messenger(Protocol):
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A sender taking a chat's messages: those due at ``now`` (the waiting ones too when the
+    customer has just written), held until ``until`` (then another sender may take them)."""
+
+    customer_wrote: bool
+    now: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """A message in the outbox: ``id`` is ours, so the same message is put in at most once."""
 
@@ -205,12 +222,16 @@ class Outbox(Protocol):
     async def add(self, outgoing: Sequence[Outgoing], *, at: datetime) -> None:
         """Put messages in (an id already there is left as it is)."""
 
-    async def due(self, key: ChatKey, *, customer_wrote: bool, now: datetime) -> Sequence[Outgoing]:
-        """The chat's messages to send now, oldest first: pending ones, those a sender claimed
-        and left (crashed), and those waiting for the customer when they have just written."""
+    async def take(self, key: ChatKey, claim: Claim) -> Sequence[Outgoing]:
+        """Claim the chat's messages to send now, oldest first: pending ones, those a sender
+        claimed and left (crashed), and those waiting for the customer when they have just
+        written. Another sender gets none of them until ``claim.until``."""
 
     async def claim(self, message_id: str, *, until: datetime, now: datetime) -> bool:
-        """Take the message to send it; False if sent, or another sender holds it."""
+        """Take one message to send it; False if sent, or another sender holds it."""
+
+    async def release(self, message_ids: Sequence[str], *, next_at: datetime) -> None:
+        """Give back taken messages that were not tried (one before them is to be retried)."""
 
     async def chats_due(self, *, now: datetime) -> Sequence[ChatKey]:
         """Chats with a message due by ``now`` (after a restart, or a lost timer)."""

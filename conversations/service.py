@@ -151,10 +151,14 @@ class ChatService:
             if isinstance(event, Text | Choice):
                 stopped = await self.guard.screen(key, event, self.store, now=self.clock())
             if stopped is None:
-                await self._run(key, event)
+                taken = await self._run(key, event, customer_wrote=wrote)
             else:  # a flood, or a card number: the machine never sees it
                 await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
-            await self.courier.flush(key, customer_wrote=wrote)
+                taken = None
+            if taken is None:
+                await self.courier.flush(key, customer_wrote=wrote)
+            else:
+                await self.courier.send(taken, answering=wrote)
 
     async def answer(self, key: ChatKey, reply: Reply, *, customer_wrote: bool = True) -> None:
         """Send the customer one message outside the conversation, through the outbox: the
@@ -193,7 +197,11 @@ class ChatService:
         """A person is done with the chat: the bot answers it again."""
         await self.handle(key, HandedBack())
 
-    async def _run(self, key: ChatKey, event: Event) -> None:
+    async def _run(
+        self, key: ChatKey, event: Event, *, customer_wrote: bool
+    ) -> Sequence[Outgoing] | None:
+        """Step the conversation and save it with its replies, taking what the chat has to send
+        in the same transaction; None when nothing was taken (the chat was erased)."""
         session = await self._with_order(await self.store.load(key))
         rules = await self.rules_now()
         pending: list[Event] = [event]
@@ -211,8 +219,9 @@ class ChatService:
         outgoing = self._outgoing(key, event, replies)
         if erased:  # saving would bring the erased chat back
             await self.courier.outbox.add(outgoing, at=self.clock())
-        else:
-            await self.store.save(key, session, outgoing=outgoing)
+            return None
+        claim = self.courier.claim(customer_wrote=customer_wrote)
+        return await self.store.save(key, session, outgoing=outgoing, claim=claim)
 
     async def rules_now(self) -> Rules:
         """The rules with the packages on sale now (operators may hide one at any moment)."""

@@ -20,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conversations.catalog import Catalogue
 from conversations.packages import ListedPackage, Offer
+from storage.driver import Driver, Statement, Work
 from storage.models import CataloguePackageRow, table_of
 
 _TABLE = table_of(CataloguePackageRow)
 _C = _TABLE.c
 # Every write bumps its row's revision: the sum changes with any edit, whatever the clock says.
-_STAMP = select(func.count(), func.sum(_C.revision))
-_ALL = select(_TABLE).order_by(_C.position, _C.code)
+_STAMP = Statement(select(func.count(), func.sum(_C.revision)))
+_ALL = Statement(select(_TABLE).order_by(_C.position, _C.code))
 
 
 @dataclass(frozen=True)
@@ -46,21 +47,25 @@ class SqlCatalogue:
     engine: AsyncEngine
     _cached: tuple[Any, Catalogue] | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
+
     async def current(self) -> Catalogue:
         """The packages on sale, in the operators' order."""
-        async with self.engine.connect() as db:
-            stamp = tuple((await db.execute(_STAMP)).one())
-            if self._cached is not None and self._cached[0] == stamp:
-                return self._cached[1]
-            listed = await _listed(db)
+        return await self._driver.run(self._current(), write=False)
+
+    def _current(self) -> Work[Catalogue]:
+        stamp = tuple((yield _STAMP, {}).rows[0])
+        if self._cached is not None and self._cached[0] == stamp:
+            return self._cached[1]
+        listed = yield from _listed()
         catalogue = Catalogue(tuple(p.product() for p in listed if p.on_sale))
         self._cached = (stamp, catalogue)
         return catalogue
 
     async def listing(self) -> list[ListedPackage]:
         """Every package, on sale or not, in menu order."""
-        async with self.engine.connect() as db:
-            return await _listed(db)
+        return await self._driver.run(_listed(), write=False)
 
     async def sync(self, offers: Sequence[Offer], *, at: datetime) -> SyncReport:
         """Bring the provider's side of the catalogue up to ``offers``, writing only changes."""
@@ -122,8 +127,8 @@ async def _update(db: AsyncConnection, code: str, at: datetime, **values: Any) -
     return done.rowcount == 1
 
 
-async def _listed(db: AsyncConnection) -> list[ListedPackage]:
-    return [_package(row) for row in (await db.execute(_ALL)).all()]
+def _listed() -> Work[list[ListedPackage]]:
+    return [_package(row) for row in (yield _ALL, {}).rows]
 
 
 def _provider_values(offer: Offer) -> dict[str, Any]:

@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import ChatKey, Line, OrderState
-from conversations.ports import Outgoing
+from conversations.ports import Claim, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
 from storage.customers import chat_params, of_chat, saved_lines, upsert_customer
+from storage.driver import Driver, Statement, Work
 from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
 from storage.orders import BOUGHT, ORDER, ORDERS, purchase_of
-from storage.outbox import put_outgoing
+from storage.outbox import put_outgoing, take
 from storage.upserts import put
 
 
@@ -37,38 +39,30 @@ class SqlConversationStore:
     # save() is given no time, so the conversation's updated_at comes from this clock.
     clock: Callable[[], datetime] = _utc_now
 
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
+
     async def load(self, key: ChatKey) -> Session:
         """Return the chat's session with the customer's profile; an unknown chat starts afresh."""
-        async with self.engine.connect() as db:
-            found = (await db.execute(_CHAT_STATE, chat_params(key))).first()
-            if found is None:
-                return Session()
-            profile = Profile(
-                consented=found.consent_version is not None,
-                promos_asked=found.promos_asked_at is not None,
-                lines=await saved_lines(db, found.id),
-                last=purchase_of(found) if found.product_code is not None else None,
-            )
-        return load_session(found.state, profile)
+        return await self._driver.run(_load(key), write=False)
 
     async def save(
-        self, key: ChatKey, session: Session, *, outgoing: Sequence[Outgoing] = ()
-    ) -> None:
-        """Store the chat's state and its replies to send (the profile is kept by
-        record_consent and remember_line)."""
-        now = self.clock()
-        async with self.engine.connect() as db:
-            customer_id = await upsert_customer(db, key, at=now)
-            values = {"state": dump_session(session), "updated_at": now}
-            await put(db, ConversationRow, {"customer_id": customer_id}, values)
-            await put_outgoing(db, outgoing, at=now)
-            await db.commit()
+        self,
+        key: ChatKey,
+        session: Session,
+        *,
+        outgoing: Sequence[Outgoing] = (),
+        claim: Claim | None = None,
+    ) -> Sequence[Outgoing]:
+        """Store the chat's state and its replies to send, and with ``claim`` take what the chat
+        has to send now (the profile is kept by record_consent and remember_line)."""
+        return await self._driver.run(_save(key, session, outgoing, claim, at=self.clock()))
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
         """Record that the customer accepted privacy notice ``version`` at ``at``."""
-        async with self.engine.connect() as db:
-            await upsert_customer(db, key, at=at, consent_version=version, consented_at=at)
-            await db.commit()
+        await self._driver.run(
+            upsert_customer(key, at=at, consent_version=version, consented_at=at)
+        )
 
     async def record_promos(self, key: ChatKey, *, opt_in: bool | None, at: datetime) -> None:
         """Record the promo question asked (None) or answered; a yes also lifts a BAJA."""
@@ -77,24 +71,55 @@ class SqlConversationStore:
             values["promos_opt_in_at"] = at if opt_in else None
         if opt_in:
             values["opted_out_at"] = None
-        async with self.engine.connect() as db:
-            await upsert_customer(db, key, at=at, **values)
-            await db.commit()
+        await self._driver.run(upsert_customer(key, at=at, **values))
 
     async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None:
         """Save the line for next time, replacing the owner and document if it was saved before."""
-        async with self.engine.connect() as db:
-            customer_id = await upsert_customer(db, key, at=at)
-            values = {
-                "owner_name": line.owner_name,
-                "doc_type": line.doc_type.value,
-                "doc_number": line.doc_number,
-                "updated_at": at,
-            }
-            values["msisdn"] = line.msisdn
-            keys = {"customer_id": customer_id, "msisdn_hash": line.msisdn}
-            await put(db, SavedLineRow, keys, values)
-            await db.commit()
+        await self._driver.run(_remember_line(key, line, at=at))
+
+
+def _load(key: ChatKey) -> Work[Session]:
+    found = (yield _CHAT_STATE, chat_params(key)).rows
+    if not found:
+        return Session()
+    customer_id, consent_version, promos_asked_at, state, *bought = found[0]
+    profile = Profile(
+        consented=consent_version is not None,
+        promos_asked=promos_asked_at is not None,
+        lines=(yield from saved_lines(customer_id)),
+        last=purchase_of(SimpleNamespace(**dict(zip(BOUGHT, bought, strict=True))))
+        if bought[BOUGHT.index("product_code")] is not None
+        else None,
+    )
+    return load_session(state, profile)
+
+
+def _save(
+    key: ChatKey,
+    session: Session,
+    outgoing: Sequence[Outgoing],
+    claim: Claim | None,
+    *,
+    at: datetime,
+) -> Work[Sequence[Outgoing]]:
+    customer_id = yield from upsert_customer(key, at=at)
+    values = {"state": dump_session(session), "updated_at": at}
+    yield from put(ConversationRow, {"customer_id": customer_id}, values)
+    yield from put_outgoing(outgoing, at=at)
+    return (yield from take(key, claim)) if claim is not None else ()
+
+
+def _remember_line(key: ChatKey, line: Line, *, at: datetime) -> Work[None]:
+    customer_id = yield from upsert_customer(key, at=at)
+    values = {
+        "owner_name": line.owner_name,
+        "doc_type": line.doc_type.value,
+        "doc_number": line.doc_number,
+        "updated_at": at,
+        "msisdn": line.msisdn,
+    }
+    keys = {"customer_id": customer_id, "msisdn_hash": line.msisdn}
+    yield from put(SavedLineRow, keys, values)
 
 
 def _chat_state() -> Select[Any]:
@@ -124,4 +149,4 @@ def _chat_state() -> Select[Any]:
     )
 
 
-_CHAT_STATE = _chat_state()
+_CHAT_STATE = Statement(_chat_state())

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import ChatKey, DocType, Line
 from conversations.ports import Contact
+from storage.driver import Driver, Statement, Work
 from storage.models import CustomerRow, InboundMessageRow, SavedLineRow, table_of
 from storage.upserts import put
 
@@ -25,23 +26,16 @@ class SqlContacts:
 
     engine: AsyncEngine
 
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
+
     async def first_delivery(self, key: ChatKey, message_id: str, *, at: datetime) -> bool:
         """Record the inbound message id; False, changing nothing, if it was seen before."""
-        async with self.engine.connect() as db:
-            if not await delivered(db, key, message_id, at=at):
-                return False
-            await db.commit()
-        return True
+        return await self._driver.run(delivered(key, message_id, at=at))
 
     async def contact(self, key: ChatKey) -> Contact:
         """How the customer may be reached; an unknown chat has never written."""
-        async with self.engine.connect() as db:
-            row = (await db.execute(_CONTACT, chat_params(key))).first()
-        if row is None:
-            return Contact()
-        return Contact(
-            row.last_inbound_at, row.unreachable_at is not None, row.opted_out_at is not None
-        )
+        return await self._driver.run(_contact(key), write=False)
 
     async def mark(
         self,
@@ -57,26 +51,33 @@ class SqlContacts:
             "unreachable_at": unreachable, "opted_out_at": opted_out, "promos_opt_in_at": promos,
         }  # fmt: skip
         values = {name: at if on else None for name, on in flags.items() if on is not None}
-        async with self.engine.connect() as db:
-            await upsert_customer(db, key, at=at, **values)
-            await db.commit()
+        await self._driver.run(upsert_customer(key, at=at, **values))
 
 
-async def upsert_customer(db: AsyncConnection, key: ChatKey, *, at: datetime, **also: Any) -> int:
+def _contact(key: ChatKey) -> Work[Contact]:
+    found = (yield _CONTACT, chat_params(key)).rows
+    if not found:
+        return Contact()
+    last_inbound_at, unreachable_at, opted_out_at = found[0]
+    return Contact(last_inbound_at, unreachable_at is not None, opted_out_at is not None)
+
+
+def upsert_customer(key: ChatKey, *, at: datetime, **also: Any) -> Work[int]:
     """Create the chat's customer if missing, mark it seen at ``at``, and return its id."""
     keys = {"channel": key.channel.value, "chat_hash": key.chat_id}
     new = {"chat_id": key.chat_id, "created_at": at}
     values = {"last_seen_at": at, **also}
-    return int((await put(db, CustomerRow, keys, values, new=new, returning="id")).scalar_one())
+    result = yield from put(CustomerRow, keys, values, new=new, returning="id")
+    return int(result.rows[0][0])
 
 
-async def delivered(db: AsyncConnection, key: ChatKey, message_id: str, *, at: datetime) -> bool:
+def delivered(key: ChatKey, message_id: str, *, at: datetime) -> Work[bool]:
     """Record an inbound message id and that the chat wrote at ``at`` (so it is reachable again);
-    False, with nothing written, when the id was seen before. The caller commits."""
+    False, with nothing written, when the id was seen before."""
     keys = {"channel": key.channel.value, "message_id": message_id}
-    if not (await put(db, InboundMessageRow, keys, {}, new={"received_at": at})).rowcount:
+    if not (yield from put(InboundMessageRow, keys, {}, new={"received_at": at})).rowcount:
         return False
-    await upsert_customer(db, key, at=at, last_inbound_at=at, unreachable_at=None)
+    yield from upsert_customer(key, at=at, last_inbound_at=at, unreachable_at=None)
     return True
 
 
@@ -109,20 +110,20 @@ def of_chat(*columns: Any) -> Select[Any]:
 
 
 _C = table_of(CustomerRow).c
-_CONTACT = of_chat(_C.last_inbound_at, _C.unreachable_at, _C.opted_out_at)
+_CONTACT = Statement(of_chat(_C.last_inbound_at, _C.unreachable_at, _C.opted_out_at))
 _L = table_of(SavedLineRow).c
-_SAVED_LINES = (
+_SAVED_LINES = Statement(
     select(_L.msisdn, _L.owner_name, _L.doc_type, _L.doc_number)
     .where(_L.customer_id == bindparam("customer_id"))
     .order_by(_L.updated_at.desc(), _L.id.desc())
 )
 
 
-async def saved_lines(db: AsyncConnection, customer_id: int | None) -> tuple[Line, ...]:
+def saved_lines(customer_id: int | None) -> Work[tuple[Line, ...]]:
     """The customer's lines, the most recently given first."""
-    rows = (await db.execute(_SAVED_LINES, {"customer_id": customer_id})).all()
-    return tuple(line_of(row) for row in rows)
+    rows = (yield _SAVED_LINES, {"customer_id": customer_id}).rows
+    return tuple(Line(msisdn, owner, DocType(doc), number) for msisdn, owner, doc, number in rows)
 
 
-def line_of(row: Row[Any]) -> Line:
+def line_of(row: Any) -> Line:
     return Line(row.msisdn, row.owner_name, DocType(row.doc_type), row.doc_number)

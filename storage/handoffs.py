@@ -17,6 +17,7 @@ from conversations.model import Channel, ChatKey
 from conversations.ports import Sender
 from conversations.session import Profile, Step, load_session
 from storage.customers import customer_of, upsert_customer
+from storage.driver import within
 from storage.models import ConversationRow, CustomerRow, HandoffNoteRow, table_of
 
 _NOTES = table_of(HandoffNoteRow)
@@ -53,7 +54,7 @@ class SqlHandoffNotes:
     ) -> None:
         async with self.engine.connect() as db:
             if sender is Sender.CUSTOMER:  # they wrote: the chat may be new, and it was seen
-                customer_id: int | None = await upsert_customer(db, key, at=at)
+                customer_id: int | None = await within(db, upsert_customer(key, at=at))
             else:
                 customer_id = (await db.execute(select(customer_of(key)))).scalar_one_or_none()
             if customer_id is None:

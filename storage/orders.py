@@ -12,11 +12,22 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Update, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import (
+    ColumnElement,
+    Update,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import (
     SETTLED_STATES,
@@ -31,6 +42,7 @@ from conversations.model import (
 )
 from conversations.ports import OrderChanges
 from storage.customers import customer_of, line_of, upsert_customer
+from storage.driver import Driver, Rollback, Statement, Work
 from storage.models import OrderEventRow, OrderRow, ProcessedEventRow, table_of
 from storage.upserts import put
 
@@ -39,8 +51,12 @@ logger = logging.getLogger(__name__)
 UNFINISHED_LIMIT = 500
 ORDERS = table_of(OrderRow)
 ORDER = ORDERS.c
-_INSERT_ORDER = insert(ORDERS)
-_INSERT_EVENT = insert(table_of(OrderEventRow))
+_INSERT_ORDER = Statement(insert(ORDERS), columns=tuple(OrderRow.model_fields))
+_INSERT_EVENT = Statement(
+    insert(table_of(OrderEventRow)), columns=("order_id", "state", "cause", "at")
+)
+_ORDER = Statement(select(ORDERS).where(ORDER.id == bindparam("order_id")))
+_EXISTS = Statement(select(ORDER.id).where(ORDER.id == bindparam("order_id")))
 # The order columns purchase_of reads.
 BOUGHT = (
     "msisdn", "owner_name", "doc_type", "doc_number", "product_code", "product_kind",
@@ -54,19 +70,16 @@ class SqlOrders:
 
     engine: AsyncEngine
 
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
+
     async def add(self, order: Order) -> None:
         """Store a new order (and its customer, the first time)."""
-        async with self.engine.connect() as db:
-            customer_id = await upsert_customer(db, order.key, at=order.created_at)
-            await db.execute(_INSERT_ORDER, _order_row(order, customer_id).model_dump())
-            await _add_event(db, order.id, order.state, at=order.created_at, cause=None)
-            await db.commit()
+        await self._driver.run(_add(order))
 
     async def get(self, order_id: str) -> Order | None:
         """Return the order, or None if there is no such order."""
-        async with self.engine.connect() as db:
-            row = (await db.execute(select(ORDERS).where(ORDER.id == order_id))).first()
-        return order_of(row) if row else None
+        return await self._driver.run(_get(order_id), write=False)
 
     async def recent(self, key: ChatKey, *, limit: int) -> Sequence[Order]:
         """Return the chat's latest orders that reached a checkout, newest first."""
@@ -105,17 +118,7 @@ class SqlOrders:
         event_id: str | None = None,
     ) -> bool:
         """Change state only from one of ``from_``, recording ``event_id`` in the same commit."""
-        async with self.engine.connect() as db:
-            if event_id is not None and not await _record_event(db, event_id, order_id, at):
-                return False
-            moved = await db.execute(_moving(order_id, from_=from_, to=to, at=at, changes=changes))
-            if moved.rowcount != 1:
-                await db.rollback()  # the event stays unrecorded, so a retry can still apply it
-                return False
-            if from_ != {to}:  # a change of state, not of details (a checkout attached)
-                await _add_event(db, order_id, to, at=at, cause=event_id or changes.failure)
-            await db.commit()
-            return True
+        return await self._driver.run(_move(order_id, from_, to, at, changes, event_id))
 
     async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
         """Return the orders a worker must push on, oldest first, at most 500 per pass."""
@@ -182,36 +185,56 @@ class OrderStats:
         return cls(total, completed, sales, failures, pending)
 
 
-async def _record_event(db: AsyncConnection, event_id: str, order_id: str, at: datetime) -> bool:
-    """Mark the webhook event processed; False (and nothing changed) if it already was."""
-    keys, new = {"event_id": event_id}, {"order_id": order_id, "processed_at": at}
-    try:  # a repeat changes nothing; an unknown order breaks the foreign key
-        recorded = (await put(db, ProcessedEventRow, keys, {}, new=new)).rowcount
-    except IntegrityError:
-        await db.rollback()
-        recorded = 0
-    if not recorded:
-        logger.info("event %s not recorded: already processed, or no order=%s", event_id, order_id)
-    return bool(recorded)
+def _add(order: Order) -> Work[None]:
+    customer_id = yield from upsert_customer(order.key, at=order.created_at)
+    yield _INSERT_ORDER, _order_row(order, customer_id).model_dump()
+    yield from _add_event(order.id, order.state, at=order.created_at, cause=None)
 
 
-async def _add_event(
-    db: AsyncConnection, order_id: str, state: OrderState, *, at: datetime, cause: str | None
-) -> None:
-    """Note the state the order reached on its timeline, in the transaction that moved it."""
-    await db.execute(
-        _INSERT_EVENT, {"order_id": order_id, "state": state.value, "cause": cause, "at": at}
-    )
+def _get(order_id: str) -> Work[Order | None]:
+    rows = (yield _ORDER, {"order_id": order_id}).rows
+    return order_of(rows[0]) if rows else None
 
 
-def _moving(
+def _move(
     order_id: str,
-    *,
     from_: frozenset[OrderState],
     to: OrderState,
     at: datetime,
     changes: OrderChanges,
-) -> Update:
+    event_id: str | None,
+) -> Work[bool]:
+    if event_id is not None and not (yield from _record_event(event_id, order_id, at)):
+        return False
+    statement, values = _moving(from_, to, changes)
+    moved = yield statement, {"order_id": order_id, "at": at, **values}
+    if moved.rowcount != 1:
+        raise Rollback(False)  # the event stays unrecorded, so a retry can still apply it
+    if from_ != {to}:  # a change of state, not of details (a checkout attached)
+        yield from _add_event(order_id, to, at=at, cause=event_id or changes.failure)
+    return True
+
+
+def _record_event(event_id: str, order_id: str, at: datetime) -> Work[bool]:
+    """Mark the webhook event processed; False (and nothing changed) if it already was, or if
+    there is no such order."""
+    recorded = False
+    if (yield _EXISTS, {"order_id": order_id}).rows:
+        keys, new = {"event_id": event_id}, {"order_id": order_id, "processed_at": at}
+        recorded = bool((yield from put(ProcessedEventRow, keys, {}, new=new)).rowcount)
+    if not recorded:
+        logger.info("event %s not recorded: already processed, or no order=%s", event_id, order_id)
+    return recorded
+
+
+def _add_event(order_id: str, state: OrderState, *, at: datetime, cause: str | None) -> Work[None]:
+    """Note the state the order reached on its timeline, in the transaction that moved it."""
+    yield _INSERT_EVENT, {"order_id": order_id, "state": state.value, "cause": cause, "at": at}
+
+
+def _moving(
+    from_: frozenset[OrderState], to: OrderState, changes: OrderChanges
+) -> tuple[Statement, dict[str, Any]]:
     """UPDATE the order to ``to`` only while it is in one of ``from_``; None changes are skipped."""
     given = {
         "payment_ref": changes.payment_ref,
@@ -219,15 +242,26 @@ def _moving(
         "failure": changes.failure,
         "attempts": changes.attempts,
         "next_attempt_at": changes.next_attempt_at,
+        "refund_after": changes.refund_after,
         **_checkout_columns(changes.checkout),
     }
-    values: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
-    if changes.refund_after is not None:  # the first hold's deadline stands
-        values["refund_after"] = func.coalesce(ORDER.refund_after, changes.refund_after)
-    return (
+    values = {f"v_{name}": value for name, value in given.items() if value is not None}
+    return _move_statement(from_, to, tuple(values)), values
+
+
+@cache
+def _move_statement(
+    from_: frozenset[OrderState], to: OrderState, names: tuple[str, ...]
+) -> Statement:
+    # Typed as their columns: coalesce() would not tell the bind its type (UtcDateTime).
+    values: dict[str, Any] = {n[2:]: bindparam(n, type_=ORDER[n[2:]].type) for n in names}
+    if "refund_after" in values:  # the first hold's deadline stands
+        values["refund_after"] = func.coalesce(ORDER.refund_after, values["refund_after"])
+    states = sorted(state.value for state in from_)
+    return Statement(
         update(ORDERS)
-        .where(ORDER.id == order_id, ORDER.state.in_([s.value for s in from_]))
-        .values(state=to.value, updated_at=at, **values)
+        .where(ORDER.id == bindparam("order_id"), or_(false(), *(ORDER.state == s for s in states)))
+        .values(state=to.value, updated_at=bindparam("at"), **values)
     )
 
 
@@ -303,7 +337,7 @@ def _checkout_columns(checkout: Checkout | None) -> dict[str, Any]:
     }
 
 
-def order_of(row: Row[Any]) -> Order:
+def order_of(row: Any) -> Order:
     return Order(
         id=row.id,
         key=ChatKey(Channel(row.channel), row.chat_id),
@@ -320,7 +354,8 @@ def order_of(row: Row[Any]) -> Order:
     )
 
 
-def purchase_of(row: Row[Any]) -> Purchase:
+def purchase_of(row: Any) -> Purchase:
+    """The purchase an order row (or any object with its columns as attributes) holds."""
     product = Product(
         code=row.product_code,
         kind=ProductKind(row.product_kind),
@@ -334,7 +369,7 @@ def purchase_of(row: Row[Any]) -> Purchase:
     return Purchase(line_of(row), product)
 
 
-def _checkout(row: Row[Any]) -> Checkout | None:
+def _checkout(row: Any) -> Checkout | None:
     session_id, url, expires_at = row.checkout_session_id, row.checkout_url, row.checkout_expires_at
     if session_id is None or url is None or expires_at is None:
         return None

@@ -1,10 +1,12 @@
 """The outbox: every message that matters, kept from the transaction that produced it until sent.
 
-``put_outgoing`` writes messages on the caller's connection, so a chat's new state and its
-replies commit together (``SqlConversationStore.save``). A message id already in is left as it
-is: an order notice put in twice (a crash between putting it and marking the order told) is
-sent once. The reply is stored encrypted: it may carry a name, a line or a payment link; a
-settled message is kept ``KEPT`` (late delivery reports still find it), then pruned.
+``put_outgoing`` writes messages in the caller's transaction, so a chat's new state and its
+replies commit together, and ``take`` claims what the chat has to send in that same transaction
+(``SqlConversationStore.save``): the common path of a message is one write transaction. A
+message id already in is left as it is: an order notice put in twice (a crash between putting
+it and marking the order told) is sent once. The reply is stored encrypted: it may carry a name,
+a line or a payment link; a settled message is kept ``KEPT`` (late delivery reports still find
+it), then pruned.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
-from conversations.ports import Outgoing
+from conversations.ports import Claim, Outgoing
+from storage.driver import Driver, Statement, Work
 from storage.models import OutboxRow, table_of
+from storage.upserts import upsert
 
 PENDING, SENDING, WAITING, SENT, REFUSED = "pending", "sending", "waiting", "sent", "refused"
 VENDOR_STATES = frozenset({"delivered", "read", "failed", "undelivered"})
@@ -42,65 +46,99 @@ def load_reply(text: str) -> Reply:
     return Reply(**fields, options=options, link=Link(**link) if link else None)
 
 
-async def put_outgoing(db: AsyncConnection, outgoing: Sequence[Outgoing], *, at: datetime) -> None:
-    """Insert the messages, due now, on ``db`` (the caller commits); known ids change nothing."""
-    if not outgoing:
-        return
-    insert: sqlite.Insert | postgresql.Insert
-    insert = sqlite.insert(_TABLE) if db.dialect.name == "sqlite" else postgresql.insert(_TABLE)
-    stmt = insert.on_conflict_do_nothing(index_elements=["message_id"])
-    rows = [
-        {
+_INSERT = Statement(
+    lambda dialect: upsert(dialect, _TABLE, ("message_id",), (), ""),
+    columns=(
+        "message_id", "channel", "chat_id", "chat_hash", "reply", "state", "attempts",
+        "next_attempt_at", "created_at", "updated_at",
+    ),
+)  # fmt: skip
+
+
+def put_outgoing(outgoing: Sequence[Outgoing], *, at: datetime) -> Work[None]:
+    """Insert the messages, due now (in the caller's transaction); known ids change nothing."""
+    for message in outgoing:
+        row = {
             "message_id": message.id, "channel": message.key.channel.value,
             "chat_id": message.key.chat_id, "chat_hash": message.key.chat_id,
             "reply": dump_reply(message.reply), "state": PENDING, "attempts": 0,
             "next_attempt_at": at, "created_at": at, "updated_at": at,
-        }
-        for message in outgoing
-    ]  # fmt: skip
-    await db.execute(stmt, rows)
+        }  # fmt: skip
+        yield _INSERT, row
 
 
 def _takeable(*, customer_wrote: bool) -> ColumnElement[bool]:
     """Pending, left by a sender that crashed, or (when the customer wrote) waiting for them."""
-    states = [PENDING, WAITING] if customer_wrote else [PENDING]
     abandoned = and_(_C.state == SENDING, _C.next_attempt_at <= bindparam("now"))
-    return or_(_C.state.in_(states), abandoned)
+    waiting = [_C.state == WAITING] if customer_wrote else []
+    return or_(_C.state == PENDING, *waiting, abandoned)
 
 
-_DUE = {
-    wrote: select(_C.message_id, _C.channel, _C.chat_id, _C.reply, _C.attempts)
-    .where(_C.chat_hash == bindparam("chat_hash"), _takeable(customer_wrote=wrote))
-    .order_by(_C.seq)
+_RETURNED = (_C.message_id, _C.channel, _C.chat_id, _C.reply, _C.attempts, _C.seq)
+# The chat's messages to send now, claimed by the sender in the same statement.
+_TAKE = {
+    wrote: Statement(
+        update(_TABLE)
+        .where(_C.chat_hash == bindparam("chat_hash"), _takeable(customer_wrote=wrote))
+        .values(state=SENDING, next_attempt_at=bindparam("until"))
+        .returning(*_RETURNED)
+    )
     for wrote in (False, True)
 }
-_CLAIM = (
+_CLAIM = Statement(
     update(_TABLE)
     .where(_C.message_id == bindparam("id"), _takeable(customer_wrote=True))
     .values(state=SENDING, next_attempt_at=bindparam("until"))
 )
+_RELEASE = Statement(
+    update(_TABLE)
+    .where(_C.message_id == bindparam("id"), _C.state == SENDING)
+    .values(state=PENDING, next_attempt_at=bindparam("next_at"))
+)
+
+
+def take(key: ChatKey, claim: Claim) -> Work[list[Outgoing]]:
+    """Claim the chat's messages to send now (``Outbox.take``), oldest first."""
+    params = {"chat_hash": key.chat_id, "now": claim.now, "until": claim.until}
+    rows = (yield _TAKE[claim.customer_wrote], params).rows
+    return [
+        Outgoing(message_id, ChatKey(Channel(channel), chat_id), load_reply(reply), attempts)
+        for message_id, channel, chat_id, reply, attempts, _ in sorted(rows, key=lambda r: r[5])
+    ]
+
+
+@cache
+def _set_statement(columns: tuple[str, ...]) -> Statement:
+    values: dict[str, Any] = {column: bindparam(f"v_{column}") for column in columns}
+    return Statement(update(_TABLE).where(_C.message_id == bindparam("id")).values(values))
+
+
+def _set(message_id: str, **values: Any) -> Work[None]:
+    statement = _set_statement(tuple(values))
+    yield statement, {"id": message_id, **{f"v_{name}": v for name, v in values.items()}}
 
 
 @dataclass
 class SqlOutbox:
     engine: AsyncEngine
 
-    async def add(self, outgoing: Sequence[Outgoing], *, at: datetime) -> None:
-        async with self.engine.connect() as db:
-            await put_outgoing(db, outgoing, at=at)
-            await db.commit()
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
 
-    async def due(self, key: ChatKey, *, customer_wrote: bool, now: datetime) -> Sequence[Outgoing]:
-        params = {"chat_hash": key.chat_id, "now": now}
-        async with self.engine.connect() as db:
-            rows = (await db.execute(_DUE[customer_wrote], params)).all()
-        return [_outgoing(row) for row in rows]
+    async def add(self, outgoing: Sequence[Outgoing], *, at: datetime) -> None:
+        if outgoing:
+            await self._driver.run(put_outgoing(outgoing, at=at))
+
+    async def take(self, key: ChatKey, claim: Claim) -> Sequence[Outgoing]:
+        return await self._driver.run(take(key, claim))
 
     async def claim(self, message_id: str, *, until: datetime, now: datetime) -> bool:
-        async with self.engine.connect() as db:
-            claimed = await db.execute(_CLAIM, {"id": message_id, "until": until, "now": now})
-            await db.commit()
-        return bool(claimed.rowcount)
+        params = {"id": message_id, "until": until, "now": now}
+        return await self._driver.run(_count(_CLAIM, params)) > 0
+
+    async def release(self, message_ids: Sequence[str], *, next_at: datetime) -> None:
+        if message_ids:
+            await self._driver.run(_release(message_ids, next_at))
 
     async def chats_due(self, *, now: datetime) -> Sequence[ChatKey]:
         stmt = (
@@ -114,16 +152,22 @@ class SqlOutbox:
         return list(dict.fromkeys(ChatKey(Channel(row.channel), row.chat_id) for row in rows))
 
     async def sent(self, message_id: str, *, vendor_id: str | None, at: datetime) -> None:
-        await self._set(message_id, state=SENT, vendor_id=vendor_id, next_attempt_at=None, at=at)
+        await self._driver.run(
+            _set(message_id, state=SENT, vendor_id=vendor_id, next_attempt_at=None, updated_at=at)
+        )
 
     async def retry(self, message_id: str, *, attempts: int, next_at: datetime) -> None:
-        await self._set(message_id, state=PENDING, attempts=attempts, next_attempt_at=next_at)
+        await self._driver.run(
+            _set(message_id, state=PENDING, attempts=attempts, next_attempt_at=next_at)
+        )
 
     async def wait(self, message_id: str, *, at: datetime) -> None:
-        await self._set(message_id, state=WAITING, next_attempt_at=None, at=at)
+        await self._driver.run(_set(message_id, state=WAITING, next_attempt_at=None, updated_at=at))
 
     async def give_up(self, message_id: str, *, reason: str, at: datetime) -> None:
-        await self._set(message_id, state=REFUSED, error=reason, next_attempt_at=None, at=at)
+        await self._driver.run(
+            _set(message_id, state=REFUSED, error=reason, next_attempt_at=None, updated_at=at)
+        )
 
     async def reported(
         self, vendor_id: str, status: str, *, error: str | None, at: datetime
@@ -150,13 +194,14 @@ class SqlOutbox:
             await db.commit()
         return pruned
 
-    async def _set(self, message_id: str, *, at: datetime | None = None, **values: Any) -> None:
-        if at is not None:
-            values["updated_at"] = at
-        stmt = update(_TABLE).where(_C.message_id == message_id).values(**values)
-        async with self.engine.connect() as db:
-            await db.execute(stmt)
-            await db.commit()
+
+def _count(statement: Statement, params: dict[str, Any]) -> Work[int]:
+    return (yield statement, params).rowcount
+
+
+def _release(message_ids: Sequence[str], next_at: datetime) -> Work[None]:
+    for message_id in message_ids:
+        yield _RELEASE, {"id": message_id, "next_at": next_at}
 
 
 def _outgoing(row: Any) -> Outgoing:

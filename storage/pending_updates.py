@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import Channel, ChatKey
 from storage.customers import delivered
+from storage.driver import Driver, Statement, Work
 from storage.models import PendingUpdateRow, table_of
 from storage.upserts import put
 
 _TABLE = table_of(PendingUpdateRow)
 # The chat's oldest kept update, taken out (built once: it runs for every update).
-_TAKE = (
+_TAKE = Statement(
     delete(_TABLE)
     .where(
         _TABLE.c.update_id
@@ -31,23 +32,22 @@ _TAKE = (
     )
     .returning(_TABLE.c.body)
 )
-_MORE = select(_TABLE.c.update_id).where(_TABLE.c.chat_hash == bindparam("chat_hash")).limit(1)
+_MORE = Statement(
+    select(_TABLE.c.update_id).where(_TABLE.c.chat_hash == bindparam("chat_hash")).limit(1)
+)
 
 
 @dataclass
 class SqlPendingUpdates:
     engine: AsyncEngine
 
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
+
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool:
         """Keep the update and record its delivery (as ``Contacts.first_delivery`` does), in one
         transaction; False, changing nothing, when it was delivered before (a repeat)."""
-        kept = {"chat_id": key.chat_id, "chat_hash": key.chat_id, "body": body, "received_at": at}
-        async with self.engine.connect() as db:
-            if not await delivered(db, key, str(update_id), at=at):
-                return False
-            await put(db, PendingUpdateRow, {"update_id": update_id}, {}, new=kept)
-            await db.commit()
-        return True
+        return await self._driver.run(_add(key, update_id, body, at=at))
 
     async def take(self, key: ChatKey) -> tuple[str | None, bool]:
         """Take the chat's oldest kept update out, as its JSON body, and say whether the chat has
@@ -56,12 +56,7 @@ class SqlPendingUpdates:
         It leaves before it is handled: a crash while handling it loses that one update (the
         customer repeats it) rather than handling it twice, which could open a second checkout.
         """
-        chat = {"chat_hash": key.chat_id}
-        async with self.engine.connect() as db:
-            body = (await db.execute(_TAKE, chat)).scalar()
-            more = body is not None and (await db.execute(_MORE, chat)).first() is not None
-            await db.commit()
-        return body, more
+        return await self._driver.run(_take(key))
 
     async def chats(self) -> list[ChatKey]:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped)."""
@@ -70,3 +65,19 @@ class SqlPendingUpdates:
             rows = (await db.execute(stmt)).all()
         by_hash = {row.chat_hash: row.chat_id for row in rows}
         return [ChatKey(Channel.TELEGRAM, chat_id) for chat_id in by_hash.values()]
+
+
+def _add(key: ChatKey, update_id: int, body: str, *, at: datetime) -> Work[bool]:
+    if not (yield from delivered(key, str(update_id), at=at)):
+        return False
+    kept = {"chat_id": key.chat_id, "chat_hash": key.chat_id, "body": body, "received_at": at}
+    yield from put(PendingUpdateRow, {"update_id": update_id}, {}, new=kept)
+    return True
+
+
+def _take(key: ChatKey) -> Work[tuple[str | None, bool]]:
+    chat = {"chat_hash": key.chat_id}
+    taken = (yield _TAKE, chat).rows
+    if not taken:
+        return None, False
+    return taken[0][0], bool((yield _MORE, chat).rows)

@@ -27,6 +27,7 @@ from conversations.model import ChatKey, OrderState, PersonalData
 from storage.crypto import EncryptedColumn, WrongDataKeys, keys_of
 from storage.customers import customer_of, saved_lines
 from storage.db import Sessions
+from storage.driver import within
 from storage.models import (
     AuditRow,
     ConversationRow,
@@ -115,7 +116,7 @@ class SqlPrivacy:
             customer = await _find_customer(db, key)
             if customer is None:
                 return PersonalData()
-            lines = await saved_lines(await db.connection(), customer.id)
+            lines = await within(await db.connection(), saved_lines(customer.id))
             # Encrypted values cannot be compared in SQL (each token is salted): count here.
             names = select(OrderRow.owner_name).where(OrderRow.customer_id == customer.id)
             count = sum(1 for name in (await db.exec(names)).all() if name != BLANK)

@@ -10,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
-from conversations.ports import Outgoing
+from conversations.ports import Claim, Outgoing
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.outbox import SqlOutbox
 
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+LEASE = T0 + timedelta(minutes=1)
 KEY = ChatKey(Channel.WHATSAPP, "+51987654321")
 RICH = Reply("Resumen", (Option("confirm", "Confirmar"),), Link("Pagar", "https://x.test/p"))
 
@@ -35,7 +36,32 @@ async def test_a_message_id_goes_in_once_and_comes_out_whole_in_order(engine: As
     await outbox.add([first, second], at=T0)
     await outbox.add([first], at=T0)  # a notice put in again after a crash
 
-    assert await outbox.due(KEY, customer_wrote=False, now=T0) == [first, second]
+    assert await outbox.take(KEY, Claim(False, T0, LEASE)) == [first, second]
+
+
+async def test_what_one_sender_took_no_other_gets_until_its_lease_ends(engine: AsyncEngine):
+    outbox = SqlOutbox(engine)
+    await outbox.add([Outgoing(f"m:{n}", KEY, Reply(str(n))) for n in range(3)], at=T0)
+
+    first = await outbox.take(KEY, Claim(True, T0, LEASE))
+    second = await outbox.take(KEY, Claim(True, T0, LEASE))
+    after_lease = await outbox.take(KEY, Claim(True, LEASE, LEASE + timedelta(minutes=1)))
+
+    assert [m.id for m in first] == ["m:0", "m:1", "m:2"] and second == []
+    assert [m.id for m in after_lease] == ["m:0", "m:1", "m:2"]  # that sender crashed
+
+
+async def test_released_messages_are_due_again_and_sent_ones_are_not(engine: AsyncEngine):
+    outbox = SqlOutbox(engine)
+    await outbox.add([Outgoing(f"m:{n}", KEY, Reply(str(n))) for n in range(3)], at=T0)
+    await outbox.take(KEY, Claim(False, T0, LEASE))
+    await outbox.sent("m:0", vendor_id="1", at=T0)
+    await outbox.retry("m:1", attempts=1, next_at=T0 + timedelta(seconds=1))
+
+    await outbox.release(["m:2"], next_at=T0 + timedelta(seconds=1))
+
+    again = await outbox.take(KEY, Claim(False, T0, LEASE))
+    assert [(m.id, m.attempts) for m in again] == [("m:1", 1), ("m:2", 0)]
 
 
 async def test_one_sender_claims_a_message_and_a_crashed_one_is_taken_over(engine: AsyncEngine):
@@ -45,7 +71,7 @@ async def test_one_sender_claims_a_message_and_a_crashed_one_is_taken_over(engin
 
     won = await outbox.claim("m:0", until=lease, now=T0)
     lost = await outbox.claim("m:0", until=lease, now=T0)
-    hidden = await outbox.due(KEY, customer_wrote=True, now=T0)
+    hidden = await outbox.take(KEY, Claim(True, T0, lease))
     taken_over = await outbox.claim("m:0", until=lease + timedelta(minutes=1), now=lease)
 
     assert (won, lost, hidden, taken_over) == (True, False, [], True)
@@ -56,8 +82,8 @@ async def test_waiting_messages_come_out_only_when_the_customer_wrote(engine: As
     await outbox.add([Outgoing("m:0", KEY, Reply("a"))], at=T0)
     await outbox.wait("m:0", at=T0)
 
-    assert await outbox.due(KEY, customer_wrote=False, now=T0) == []
-    assert [m.id for m in await outbox.due(KEY, customer_wrote=True, now=T0)] == ["m:0"]
+    assert await outbox.take(KEY, Claim(False, T0, LEASE)) == []
+    assert [m.id for m in await outbox.take(KEY, Claim(True, T0, LEASE))] == ["m:0"]
 
 
 async def test_settled_messages_are_pruned_and_unsent_ones_kept(engine: AsyncEngine):
@@ -70,5 +96,5 @@ async def test_settled_messages_are_pruned_and_unsent_ones_kept(engine: AsyncEng
 
     pruned = await outbox.prune(before=T0 + timedelta(seconds=1))
 
-    left = await outbox.due(KEY, customer_wrote=True, now=T0)
+    left = await outbox.take(KEY, Claim(True, T0, LEASE))
     assert pruned == 2 and [m.id for m in left] == ["m:2", "m:3"]

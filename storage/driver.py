@@ -1,0 +1,244 @@
+"""The per-message transactions, run on the database driver itself instead of SQLAlchemy's
+execution layer (aiosqlite on SQLite, asyncpg on PostgreSQL).
+
+Every message went through several transactions, and SQLAlchemy's execution layer (cache keys,
+parameter and result processing, the greenlet bridge, a trip to aiosqlite's thread for each
+statement, BEGIN and COMMIT) was most of an update's instructions (bench/). Here:
+
+- a statement is still SQLAlchemy Core built on the models, the schema's one source; it is
+  compiled once per engine into the driver's own SQL, with the bind and result processors of its
+  columns' types (``UtcDateTime``, ``EncryptedText``, ``KeyedHash``), so values are written and
+  read exactly as SQLAlchemy writes and reads them;
+- a transaction is a generator that yields ``(statement, parameters)`` and is sent back each
+  statement's ``Result``; the same generator runs on both databases. On SQLite it runs whole in
+  aiosqlite's thread: one trip to that thread per transaction, and SQLite's write lock is held for
+  the statements' own time, not for the event loop's turns between them. On PostgreSQL each
+  statement is one asyncpg call inside one transaction.
+
+The connection is the engine's own pooled one, so on SQLite these transactions queue with the
+ones SQLAlchemy runs on the same single connection (``storage.db``) instead of racing them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Dialect, Select, UpdateBase
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+T = TypeVar("T")
+Processor = Callable[[Any], Any]
+
+
+class Result(NamedTuple):
+    rows: list[tuple[Any, ...]]  # processed: the values SQLAlchemy would hand back
+    rowcount: int
+
+
+# A transaction's body: yields each statement with its parameters, gets its Result back.
+Work = Generator[tuple["Statement", Mapping[str, Any]], Result, T]
+
+_MISSING = object()
+
+
+class Rollback(Exception):
+    """Raised by a ``Work`` to undo what it wrote; the transaction returns ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+Built = UpdateBase | Select  # type: ignore[type-arg]  # what a Statement runs: DML, or a query
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[tuple[str, Any, Processor | None], ...]  # in the SQL's order: name, default
+    columns: tuple[Processor | None, ...]
+    row: Callable[[Iterable[Any]], tuple[Any, ...]]  # a named tuple: row.state or unpacked
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        bound = []
+        for name, default, process in self.params:
+            value = values.get(name, default)
+            if value is _MISSING:
+                raise KeyError(f"no value for the statement's parameter {name!r}")
+            try:
+                bound.append(value if process is None else process(value))
+            except Exception as error:  # a naive datetime, say: raised as SQLAlchemy raises it
+                raise StatementError(str(error), self.sql, None, error) from error
+        return tuple(bound)
+
+    def read(self, rows: Any) -> list[tuple[Any, ...]]:
+        columns, make = self.columns, self.row
+        if not any(columns):
+            return [make(row) for row in rows]
+        return [
+            make(v if p is None or v is None else p(v) for v, p in zip(row, columns, strict=True))
+            for row in rows
+        ]
+
+
+STATEMENTS: list[Statement] = []  # every one made, for the test that runs them on both databases
+
+
+class Statement:
+    """A Core statement, compiled once per dialect for the driver. Its parameters are its bind
+    parameters' names; an INSERT's columns are ``columns`` (what it is executed with).
+
+    ``build`` is the statement, or makes it for a dialect's name where the two spell it apart
+    (``sqlite.insert`` and ``postgresql.insert`` for ON CONFLICT)."""
+
+    def __init__(
+        self, build: Built | Callable[[str], Built], *, columns: tuple[str, ...] = ()
+    ) -> None:
+        self._build = build
+        self.columns = columns
+        self._compiled: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
+        STATEMENTS.append(self)
+
+    def statement(self, dialect: Dialect) -> Built:
+        build = self._build
+        return build if isinstance(build, UpdateBase | Select) else build(dialect.name)
+
+    def on(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect)
+        if compiled is None:
+            compiled = self._compiled[dialect] = self._compile(dialect)
+        return compiled
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        statement = self.statement(dialect)
+        columns = list(self.columns) or None
+        compiled: Any = statement.compile(dialect=dialect, column_keys=columns)
+        params = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            default = _MISSING if bind.required else bind.effective_value
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            params.append((name, default, process))
+        returned = getattr(statement, "exported_columns", ())
+        processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
+        )
+        names = [column.key or f"_{n}" for n, column in enumerate(returned)]
+        row = namedtuple("Row", names, rename=True)._make  # type: ignore[attr-defined]
+        return _Compiled(compiled.string, tuple(params), processors, row)
+
+
+class Driver:
+    """Run ``Work`` as one transaction on the engine's pooled connection, through its driver."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._sqlite = engine.dialect.name == "sqlite"
+        # The engine's before_cursor_execute and commit listeners see these statements too, as
+        # SQLAlchemy's own (tracing; the crash tests abort there): one check when there is none.
+        self._events = engine.sync_engine.dispatch
+
+    async def run(self, work: Work[T], *, write: bool = True) -> T:
+        """Run the transaction; ``write=False`` for one that only reads (on SQLite it then does
+        not take the write lock)."""
+        events = self._events
+        pooled = await self.engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            if self._sqlite:
+                conn = driver._conn
+                ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
+                return ran
+            return await _run_asyncpg(driver, work, self.dialect, events)
+        finally:
+            # Back to the pool, whose reset may talk to the driver: inside SQLAlchemy's bridge.
+            await greenlet_spawn(pooled.close)
+
+
+async def within(db: AsyncConnection, work: Work[T]) -> T:
+    """Run ``work``'s statements through SQLAlchemy on ``db``, inside the caller's transaction:
+    for the repositories that still run on SQLAlchemy and share a step with the driver's ones
+    (a customer's upsert), so that step has one implementation."""
+    try:
+        statement, values = next(work)
+        while True:
+            result = await db.execute(statement.statement(db.dialect), dict(values))
+            rows = [tuple(row) for row in result] if result.returns_rows else []
+            statement, values = work.send(Result(rows, result.rowcount))
+    except StopIteration as done:
+        value: T = done.value
+        return value
+
+
+def _run_sqlite(
+    db: sqlite3.Connection, work: Work[T], dialect: Dialect, write: bool, events: Any
+) -> T:
+    """In aiosqlite's thread: the whole transaction (the connection is in autocommit mode, so
+    BEGIN and COMMIT are ours to say)."""
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        statement, values = next(work)
+        while True:
+            compiled = statement.on(dialect)
+            args = compiled.bind(values)
+            if events.before_cursor_execute:
+                events.before_cursor_execute(None, None, compiled.sql, args, None, False)
+            try:
+                cursor = db.execute(compiled.sql, args)
+            except sqlite3.Error as error:  # as SQLAlchemy's: IntegrityError, OperationalError…
+                raise DBAPIError.instance(compiled.sql, args, error, sqlite3.Error) from error
+            rows = compiled.read(cursor.fetchall()) if cursor.description else []
+            statement, values = work.send(Result(rows, cursor.rowcount))
+    except StopIteration as done:
+        if events.commit:
+            events.commit(None)
+        db.execute("COMMIT")
+        value: T = done.value
+        return value
+    except Rollback as undo:
+        db.execute("ROLLBACK")
+        undone: T = undo.value
+        return undone
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+async def _run_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: Any) -> T:
+    try:
+        return await _transaction_asyncpg(db, work, dialect, events)
+    except Rollback as undo:  # the transaction block rolled back as it left
+        undone: T = undo.value
+        return undone
+
+
+async def _transaction_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: Any) -> T:
+    async with db.transaction():
+        try:
+            statement, values = next(work)
+            while True:
+                compiled = statement.on(dialect)
+                args = compiled.bind(values)
+                if events.before_cursor_execute:
+                    events.before_cursor_execute(None, None, compiled.sql, args, None, False)
+                if compiled.columns:
+                    records = await db.fetch(compiled.sql, *args)
+                    result = Result(compiled.read(records), len(records))
+                else:
+                    status: str = await db.execute(compiled.sql, *args)
+                    count = status.rpartition(" ")[2]
+                    result = Result([], int(count) if count.isdigit() else -1)
+                statement, values = work.send(result)
+        except StopIteration as done:
+            if events.commit:
+                events.commit(None)
+            value: T = done.value
+            return value
