@@ -13,6 +13,7 @@ turns them into ``RetryAfter``, ``Forbidden`` and ``BadRequest``.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
@@ -21,6 +22,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 DEFAULT_POOL_SIZE = 256
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -86,8 +88,11 @@ class AiohttpRequest(BaseRequest):
             pool=_given(pool_timeout, self._pool_timeout),
         )
         data = _body(request_data, files) if request_data else None
+        headers = _FORM if isinstance(data, bytes) else None
         try:
-            async with self._session.request(method, url, data=data, timeout=timeout) as response:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=timeout
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as error:
             raise TimedOut from error
@@ -112,10 +117,13 @@ def _given(value: ODVInput[float], default: float | None) -> float | None:
 
 
 def _body(request_data: RequestData, files: dict[str, Any] | None) -> Any:
-    """A plain form for ordinary calls; multipart when the call uploads files."""
+    """A plain form for ordinary calls; multipart when the call uploads files.
+
+    The form is encoded here, as aiohttp would encode it (``urlencode``): aiohttp's ``FormData``
+    builds a multipart writer even for a plain form, a tenth of a sendMessage's cost (bench/)."""
     parameters = request_data.json_parameters
     if not files:
-        return parameters
+        return urlencode(parameters).encode()
     form = aiohttp.FormData(quote_fields=False)
     for name, value in parameters.items():
         form.add_field(name, value)

@@ -73,6 +73,7 @@ from storage.outbox import SqlOutbox
 from storage.pending_updates import SqlPendingUpdates
 from storage.privacy import SqlAudit, SqlPrivacy, check_keys
 from storage.sandbox_checkouts import SqlSandboxCheckouts
+from storage.usage import SqlUsage
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Services:
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     telegram: TelegramChannel | None = None
     privacy: SqlPrivacy | None = None
+    usage: SqlUsage | None = None
     audit: SqlAudit | None = None
     catalogue: SqlCatalogue | None = None
 
@@ -320,7 +322,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     sessions = make_sessionmaker(engine)
     store, orders = SqlConversationStore(engine, clock=clock), SqlOrders(engine)
     contacts = SqlContacts(engine)
-    privacy, audit = SqlPrivacy(sessions), SqlAudit(sessions)
+    privacy, audit, usage = SqlPrivacy(sessions), SqlAudit(sessions), SqlUsage(engine)
     whatsapp = whatsapp_messenger(settings, contacts=contacts, clock=clock)
     # A messenger override (the terminal demo) would swallow Telegram's replies: no Telegram then.
     use_telegram = settings.telegram_bot_token is not None and given.messenger is None
@@ -369,7 +371,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         rules=rules, catalogue=catalogue.current,
         clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         courier=Courier(outbox, messenger, clock, timers.later),
-        privacy=privacy, usage=privacy, guard=Guard(limits(settings)), locks=locks,
+        privacy=privacy, usage=usage, guard=Guard(limits(settings)), locks=locks,
         operators=alerts, notes=SqlHandoffNotes(engine),
     )  # fmt: skip
     timers.target = chat.deliver
@@ -433,6 +435,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     app.router.routes.extend(routes)
     app.state.services = Services(
         settings, engine, orders, store, chat, fulfilment, worker, payments, topups, http,
-        tuple(closers), telegram=channel, privacy=privacy, audit=audit, catalogue=catalogue,
+        tuple(closers), telegram=channel, privacy=privacy, usage=usage, audit=audit,
+        catalogue=catalogue,
     )  # fmt: skip
     return app

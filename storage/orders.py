@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Update,
     and_,
     bindparam,
     false,
@@ -136,27 +135,12 @@ class SqlOrders:
         self, order_id: str, state: OrderState, *, until: datetime, now: datetime
     ) -> bool:
         """Reserve telling the customer about ``state`` until ``until``; False if told or taken."""
-        stmt = (
-            update(ORDERS)
-            .where(ORDER.id == order_id, ORDER.state == state.value, _untold(now))
-            .values(notice_lease_until=until)
-        )
-        return await self._update(stmt) == 1
+        params = {"order_id": order_id, "in_state": state.value, "until": until, "now": now}
+        return await self._driver.run(_changed(_CLAIM_NOTICE, params)) == 1
 
     async def notice_sent(self, order_id: str, state: OrderState) -> None:
         """Record that the customer was told about ``state`` and release the claim."""
-        stmt = (
-            update(ORDERS)
-            .where(ORDER.id == order_id)
-            .values(notified_state=state.value, notice_lease_until=None)
-        )
-        await self._update(stmt)
-
-    async def _update(self, stmt: Update) -> int:
-        async with self.engine.connect() as db:
-            changed = (await db.execute(stmt)).rowcount
-            await db.commit()
-        return changed
+        await self._driver.run(_changed(_NOTICE_SENT, {"order_id": order_id, "told": state.value}))
 
 
 _OPEN_STATES = frozenset({
@@ -183,6 +167,10 @@ class OrderStats:
         failures = sum(by_state.get(s.value, (0, 0))[0] for s in _FAILED_STATES)
         total = sum(count for count, _ in by_state.values())
         return cls(total, completed, sales, failures, pending)
+
+
+def _changed(statement: Statement, params: dict[str, Any]) -> Work[int]:
+    return (yield statement, params).rowcount
 
 
 def _add(order: Order) -> Work[None]:
@@ -279,7 +267,7 @@ def _needs_work(*, now: datetime, stale_before: datetime) -> ColumnElement[bool]
     )
 
 
-def _untold(now: datetime) -> ColumnElement[bool]:
+def _untold(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """Nobody has told the customer about the order's current state, nor is telling them now."""
     lease = ORDER.notice_lease_until
     return and_(
@@ -374,3 +362,19 @@ def _checkout(row: Any) -> Checkout | None:
     if session_id is None or url is None or expires_at is None:
         return None
     return Checkout(session_id, url, expires_at)
+
+
+_CLAIM_NOTICE = Statement(
+    update(ORDERS)
+    .where(
+        ORDER.id == bindparam("order_id"),
+        ORDER.state == bindparam("in_state"),
+        _untold(bindparam("now", type_=ORDER.notice_lease_until.type)),
+    )
+    .values(notice_lease_until=bindparam("until"))
+)
+_NOTICE_SENT = Statement(
+    update(ORDERS)
+    .where(ORDER.id == bindparam("order_id"))
+    .values(notified_state=bindparam("told"), notice_lease_until=None)
+)

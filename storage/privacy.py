@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import ColumnElement, delete, func, tuple_, update
+from sqlalchemy import ColumnElement, delete, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import column, table
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from conversations.limits import DAY, HOUR, CheckoutUsage, RecipientUsage
+from conversations.limits import DAY
 from conversations.model import ChatKey, OrderState, PersonalData
 from storage.crypto import EncryptedColumn, WrongDataKeys, keys_of
-from storage.customers import customer_of, saved_lines
+from storage.customers import saved_lines
 from storage.db import Sessions
 from storage.driver import within
 from storage.models import (
@@ -44,13 +44,6 @@ logger = logging.getLogger(__name__)
 FINAL_STATES = frozenset(
     {OrderState.COMPLETED, OrderState.REFUNDED, OrderState.EXPIRED, OrderState.CANCELLED}
 )
-# Orders that may still be paid (or were): what the per-recipient limits count.
-# Links not (or no longer) paid: they never count against a number's daily ceiling.
-_NOT_PAID = [
-    s.value
-    for s in (OrderState.AWAITING_PAYMENT, OrderState.CANCELLED, OrderState.EXPIRED,
-              OrderState.REFUNDED)
-]  # fmt: skip
 BLANK = ""
 _SETTLED = col(OrderRow.state).in_([state.value for state in FINAL_STATES])
 
@@ -106,7 +99,7 @@ def erased_chat(customer_id: int) -> str:
 
 @dataclass
 class SqlPrivacy:
-    """Implements ``Privacy`` (access, erasure) and ``Usage`` (abuse counts); runs retention."""
+    """Implements ``Privacy`` (access, erasure); runs retention."""
 
     sessions: Sessions
 
@@ -153,38 +146,6 @@ class SqlPrivacy:
             await db.commit()
         logger.info("retention: %d inactive customers erased", len(ids))
         return len(ids)
-
-    async def checkouts(self, key: ChatKey, *, now: datetime) -> CheckoutUsage:
-        """The chat's payable links now, and its links opened in the last hour."""
-        mine = col(OrderRow.customer_id) == customer_of(key)
-        open_now = select(func.count()).where(
-            mine,
-            OrderRow.state == OrderState.AWAITING_PAYMENT.value,
-            col(OrderRow.checkout_expires_at) > now,
-        )
-        last_hour = select(func.count()).where(mine, col(OrderRow.created_at) > now - HOUR)
-        async with self.sessions() as db:
-            return CheckoutUsage((await db.exec(open_now)).one(), (await db.exec(last_hour)).one())
-
-    async def recipient(self, msisdn: str, *, since: datetime) -> RecipientUsage:
-        """Orders for ``msisdn`` created since then that were paid (and not refunded)."""
-        stmt = select(func.count(), func.coalesce(func.sum(col(OrderRow.amount_cents)), 0)).where(
-            OrderRow.msisdn_hash == msisdn,
-            col(OrderRow.created_at) >= since,
-            col(OrderRow.state).not_in(_NOT_PAID),
-        )
-        async with self.sessions() as db:
-            count, amount = (await db.exec(stmt)).one()
-        return RecipientUsage(count, amount)
-
-    async def open_links(self, msisdn: str) -> list[str]:
-        """Orders for ``msisdn`` still awaiting payment, from any chat."""
-        stmt = select(OrderRow.id).where(
-            OrderRow.msisdn_hash == msisdn,
-            OrderRow.state == OrderState.AWAITING_PAYMENT.value,
-        )
-        async with self.sessions() as db:
-            return list((await db.exec(stmt)).all())
 
 
 async def _find_customer(db: AsyncSession, key: ChatKey) -> CustomerRow | None:

@@ -6,31 +6,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.driver import Driver, Statement, Work
 from storage.models import SandboxCheckoutRow, table_of
+from storage.upserts import put
 
 _TABLE = table_of(SandboxCheckoutRow)
+_ENDED = Statement(
+    select(_TABLE.c.state, _TABLE.c.card_brand).where(_TABLE.c.session_id == bindparam("id"))
+)
 
 
 @dataclass
 class SqlSandboxCheckouts:
     engine: AsyncEngine
 
+    def __post_init__(self) -> None:
+        self._driver = Driver(self.engine)
+
     async def ended(self, session_id: str) -> tuple[str, str | None] | None:
-        stmt = select(_TABLE.c.state, _TABLE.c.card_brand).where(_TABLE.c.session_id == session_id)
-        async with self.engine.connect() as db:
-            row = (await db.execute(stmt)).first()
-        return (row.state, row.card_brand) if row else None
+        return await self._driver.run(_ended(session_id), write=False)
 
     async def end(self, session_id: str, state: str, *, brand: str | None, at: datetime) -> bool:
         """Insert the end once: the primary key refuses a second one, whoever comes second."""
-        row = {"session_id": session_id, "state": state, "card_brand": brand, "at": at}
-        try:
-            async with self.engine.begin() as db:
-                await db.execute(insert(_TABLE).values(row))
-        except IntegrityError:
-            return False
-        return True
+        return await self._driver.run(_end(session_id, state, brand, at))
+
+
+def _ended(session_id: str) -> Work[tuple[str, str | None] | None]:
+    rows = (yield _ENDED, {"id": session_id}).rows
+    if not rows:
+        return None
+    state, brand = rows[0]
+    return state, brand
+
+
+def _end(session_id: str, state: str, brand: str | None, at: datetime) -> Work[bool]:
+    new = {"state": state, "card_brand": brand, "at": at}
+    return bool(
+        (yield from put(SandboxCheckoutRow, {"session_id": session_id}, {}, new=new)).rowcount
+    )

@@ -106,12 +106,12 @@ async def test_borrar_keeps_the_numbers_hash_only_while_the_daily_limit_counts_i
     ana = await paid_customer(services, messenger, ANA)
     clock.advance(hours=2)
     await ana.say("/borrar", "Sí")
-    today = await services.privacy.recipient(PHONE, since=clock() - timedelta(days=1))
+    today = await services.usage.recipient(PHONE, since=clock() - timedelta(days=1))
     clock.advance(days=2)
     await purge_inactive(settings, now=clock())  # the daily retention run
 
     assert today == RecipientUsage(1, 1000)  # a /borrar does not reset today's limit
-    assert await services.privacy.recipient(PHONE, since=clock() - timedelta(days=30)) == (
+    assert await services.usage.recipient(PHONE, since=clock() - timedelta(days=30)) == (
         RecipientUsage(0, 0)  # two days on, nothing links the number to the order any more
     )
     assert await count(services, "orders") == 1
