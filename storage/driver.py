@@ -33,6 +33,8 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from storage.sqlite_driver import Turns
+
 T = TypeVar("T")
 Processor = Callable[[Any], Any]
 
@@ -141,7 +143,7 @@ class Driver:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._turns = turns_of(engine) if engine.dialect.name == "sqlite" else None
         # The engine's before_cursor_execute and commit listeners see these statements too, as
         # SQLAlchemy's own (tracing; the crash tests abort there): one check when there is none.
         self._events = engine.sync_engine.dispatch
@@ -150,17 +152,28 @@ class Driver:
         """Run the transaction; ``write=False`` for one that only reads (on SQLite it then does
         not take the write lock)."""
         events = self._events
-        pooled = await self.engine.raw_connection()
-        try:
-            driver: Any = pooled.driver_connection
-            if self._sqlite:
-                conn = driver._conn
+        if self._turns is not None:
+            async with self._turns.turn() as driver:
+                conn = driver._conn  # aiosqlite's sqlite3 connection
                 ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
                 return ran
-            return await _run_asyncpg(driver, work, self.dialect, events)
+        pooled = await self.engine.raw_connection()
+        try:
+            return await _run_asyncpg(pooled.driver_connection, work, self.dialect, events)
         finally:
             # Back to the pool, whose reset may talk to the driver: inside SQLAlchemy's bridge.
             await greenlet_spawn(pooled.close)
+
+
+_TURNS: WeakKeyDictionary[AsyncEngine, Turns] = WeakKeyDictionary()
+
+
+def turns_of(engine: AsyncEngine) -> Turns:
+    """The one lender of the engine's SQLite connection, shared by every repository's Driver."""
+    turns = _TURNS.get(engine)
+    if turns is None:
+        turns = _TURNS[engine] = Turns(engine)
+    return turns
 
 
 async def within(db: AsyncConnection, work: Work[T]) -> T:

@@ -16,8 +16,11 @@ Transactions and errors are SQLAlchemy's (the engine is given this module throug
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -26,7 +29,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import EMPTY_DICT, greenlet_spawn
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
@@ -108,3 +113,86 @@ class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
 def dbapi() -> _DBAPI:
     """The DBAPI module to give ``create_async_engine`` for an ``sqlite+aiosqlite`` URL."""
     return _DBAPI(aiosqlite, sqlite3)
+
+
+TURN_LENGTH = 64  # driver transactions one turn may take before SQLAlchemy's waiters go
+
+
+class Turns:
+    """Lend the file database's one connection (``storage.db``) to the driver's transactions.
+
+    The connection is taken straight from its pool's queue, where SQLAlchemy's own checkouts
+    wait for it (first come, first served), and kept while driver transactions are under way:
+    each runs whole in aiosqlite's thread, so any number of them can be queued there at once,
+    one after the other, without the event loop's turns between them counting against the
+    connection. The connection goes back when the last of them ends, or once a turn has taken
+    ``TURN_LENGTH`` (SQLAlchemy's checkouts waiting in the queue then get it before the next).
+
+    A pool checkout per transaction cost a greenlet, a proxy object and a reset on return, about
+    a third of a short transaction (bench/). Until the connection exists, or when it was
+    invalidated, a transaction takes the pool's ordinary way.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._record: Any = None  # the pool's entry for the connection, while lent to us
+        self._taking: asyncio.Future[Any] | None = None
+        self._running = 0  # driver transactions under way in this turn
+        self._taken = 0  # driver transactions this turn has taken
+        self._ended = asyncio.Event()
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[Any]:
+        """The aiosqlite connection, to run one whole transaction on."""
+        while self._record is None or self._taken >= TURN_LENGTH:
+            if self._record is not None:
+                await self._ended.wait()  # this turn is long enough: the queue's waiters first
+            elif not await self._take():
+                async with _checked_out(self._engine) as driver:
+                    yield driver
+                return
+        self._running += 1
+        self._taken += 1
+        try:
+            yield self._record.dbapi_connection.driver_connection
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._give_back()
+
+    async def _take(self) -> bool:
+        """Wait until the connection is taken from the pool's queue, by this call or by the one
+        already waiting for it; False when there is no queue to take it from."""
+        if self._taking is not None:
+            await asyncio.shield(self._taking)
+            return True
+        pool: Any = self._engine.sync_engine.pool
+        if not (isinstance(pool, AsyncAdaptedQueuePool) and pool._overflow >= pool._max_overflow):
+            return False
+        queue: Any = pool._pool
+        self._taking = taking = asyncio.get_running_loop().create_future()
+        try:
+            record = await queue._queue.get()
+            if record.dbapi_connection is None:  # invalidated: the pool's checkout reconnects it
+                queue._queue.put_nowait(record)
+                return False
+            self._record, self._ended = record, asyncio.Event()
+            self._running, self._taken = 0, 0
+            return True
+        finally:
+            self._taking = None
+            taking.set_result(None)  # whoever waited looks again
+
+    def _give_back(self) -> None:
+        record, self._record = self._record, None
+        self._engine.sync_engine.pool._pool._queue.put_nowait(record)  # type: ignore[attr-defined]
+        self._ended.set()
+
+
+@asynccontextmanager
+async def _checked_out(engine: AsyncEngine) -> AsyncIterator[Any]:
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled.driver_connection
+    finally:
+        await greenlet_spawn(pooled.close)  # the pool's reset may talk to the driver

@@ -4,6 +4,8 @@ transaction that fails leaves nothing behind. Runs on SQLite and, in `make test`
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,3 +115,63 @@ async def test_a_transaction_that_fails_leaves_nothing(engine: AsyncEngine):
     )
     async with engine.connect() as db:
         assert (await db.execute(select(table_of(CustomerRow)))).all() == []
+
+
+@pytest.mark.sqlite_only
+async def test_on_sqlite_the_driver_and_sqlalchemy_take_turns_on_the_one_connection(
+    engine: AsyncEngine,
+):
+    contacts = SqlContacts(engine)
+    await contacts.mark(KEY, at=T0)  # the connection exists (the pool made it)
+
+    async with engine.begin() as db:  # SQLAlchemy holds the connection, mid-transaction
+        await db.execute(select(table_of(CustomerRow).c.id))
+        marking = asyncio.ensure_future(contacts.mark(KEY, at=T0, promos=True))
+        done, _ = await asyncio.wait([marking], timeout=0.2)
+        assert not done  # it waits for the transaction to end, in the queue
+    await marking
+
+    loop, held, gate = asyncio.get_running_loop(), asyncio.Event(), threading.Event()
+
+    def holding() -> Work[None]:
+        yield from upsert_customer(KEY, at=T0)
+        loop.call_soon_threadsafe(held.set)
+        gate.wait(5)  # SQLite's thread stops here, the driver holding the connection
+
+    async def read() -> Any:
+        async with engine.connect() as db:
+            return (await db.execute(select(table_of(CustomerRow).c.promos_opt_in_at))).scalar()
+
+    ran = asyncio.ensure_future(Driver(engine).run(holding()))
+    await held.wait()
+    reading = asyncio.ensure_future(read())
+    done, _ = await asyncio.wait([reading], timeout=0.2)
+    assert not done  # SQLAlchemy waits for the driver's turn to end
+    gate.set()
+    await ran
+    assert await reading == T0
+
+
+@pytest.mark.sqlite_only
+async def test_sqlalchemy_gets_its_turn_while_driver_transactions_keep_coming(
+    engine: AsyncEngine,
+):
+    contacts = SqlContacts(engine)
+    await contacts.mark(KEY, at=T0)
+    order: list[str] = []
+
+    async def driver(n: int) -> None:
+        await contacts.mark(ChatKey(Channel.TELEGRAM, str(n)), at=T0)
+        order.append("driver")
+
+    async def sqlalchemy() -> None:
+        async with engine.connect() as db:
+            await db.execute(select(table_of(CustomerRow).c.id))
+        order.append("sqlalchemy")
+
+    first = [asyncio.ensure_future(driver(n)) for n in range(100)]
+    waiting = asyncio.ensure_future(sqlalchemy())
+    await asyncio.gather(*first, waiting, *(driver(n) for n in range(100, 200)))
+
+    assert order.count("driver") == 200 and "sqlalchemy" in order
+    assert order.index("sqlalchemy") < 200 - 1  # not left until every driver transaction ran
