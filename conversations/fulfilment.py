@@ -150,7 +150,7 @@ class Fulfilment:
 
     async def _advance(self, order: Order) -> None:
         if order.state is S.PAID:
-            await self.fulfil(order.id)
+            await self._top_up_paid(order)
         elif order.state in IN_FLIGHT:
             await self._settle_from_status(order)
         elif order.state is S.TOPUP_FAILED:
@@ -165,7 +165,11 @@ class Fulfilment:
     async def fulfil(self, order_id: str) -> None:
         """Top up a paid order; only the caller that claims it sends anything."""
         order = await self.orders.get(order_id)
-        if order and await self._move(order, {S.PAID}, S.TOPPING_UP):
+        if order:
+            await self._top_up_paid(order)
+
+    async def _top_up_paid(self, order: Order) -> None:
+        if await self._move(order, {S.PAID}, S.TOPPING_UP):
             await self._send_top_up(order)
 
     async def _send_top_up(self, order: Order) -> None:

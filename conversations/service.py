@@ -202,7 +202,7 @@ class ChatService:
     ) -> Sequence[Outgoing] | None:
         """Step the conversation and save it with its replies, taking what the chat has to send
         in the same transaction; None when nothing was taken (the chat was erased)."""
-        session = await self._with_order(await self.store.load(key))
+        session = await self._with_order(await self.store.load(key), event)
         rules = await self.rules_now()
         pending: list[Event] = [event]
         replies: list[Reply] = []
@@ -229,11 +229,14 @@ class ChatService:
             return self.rules
         return replace(self.rules, catalogue=await self.catalogue())
 
-    async def _with_order(self, session: Session) -> Session:
-        """Attach the order the chat waits on, as it stands now: replies about money follow it."""
+    async def _with_order(self, session: Session, event: Event) -> Session:
+        """Attach the order the chat waits on, as it stands now: replies about money follow it
+        (an order's own notice carries it as it was just read)."""
         payment = session.payment
         if payment is None or payment.order_id is None:
             return session
+        if isinstance(event, OrderSettled) and event.order.id == payment.order_id:
+            return replace(session, order=event.order)
         return replace(session, order=await self.orders.get(payment.order_id))
 
     async def _perform(self, key: ChatKey, effect: Effect) -> Event | None:
