@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import re
 import shutil
@@ -29,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from bench.run import (
     RESULTS,
     Driver,
@@ -39,12 +36,13 @@ from bench.run import (
     bot_env,
     capacity,
     capacity_rows,
+    driving,
     free_port,
     idle,
-    listen,
     load_arguments,
     our_throughput,
     paced_step,
+    report,
     rss_mb,
     spawn,
     stop,
@@ -174,18 +172,9 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="recargabot-bench-pg-") as tmp:
         async with replicas(Path(tmp), database_url, args.replicas, args.together) as group:
             results["startup_s"] = group.startup_s
-            inbox, ready = Inbox(), asyncio.Event()
-            listener = asyncio.create_task(listen(group.fake_port, inbox, ready))
-            await ready.wait()
-            # As in bench/run.py: idle connections dropped before uvicorn's keep-alive closes them.
-            connector = aiohttp.TCPConnector(limit=max(args.chats, 100, *args.steps),
-                                             keepalive_timeout=2)  # fmt: skip
-            try:
-                async with aiohttp.ClientSession(connector=connector) as http:
-                    driver = Driver(http, group.urls, inbox)
-                    results.update(await phases(driver, group, args, database_url))
-            finally:
-                listener.cancel()
+            connections = max(args.chats, 100, *args.steps)
+            async with driving(group.fake_port, group.urls, connections) as driver:
+                results.update(await phases(driver, group, args, database_url))
             results["replica_rss_mb"] = [rss_mb(pid) for pid in group.pids]
     results["replica_logs"] = [log_lines(RESULTS / f"postgres-{log.name}") for log in group.logs]
     return results
@@ -281,11 +270,7 @@ def main() -> None:
     url = os.environ.get("RECARGABOT_TEST_DATABASE_URL", "")
     if not url.startswith("postgresql"):
         parser.error("run under scripts/with-postgres.sh (RECARGABOT_TEST_DATABASE_URL)")
-    results = asyncio.run(run(args, url))
-    results["verdicts"] = verdicts(results)
-    results["arguments"] = vars(args)
-    (RESULTS / "postgres.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    table(results)
+    report(asyncio.run(run(args, url)), args, "postgres.json", verdicts, table)
 
 
 if __name__ == "__main__":

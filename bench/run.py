@@ -263,6 +263,24 @@ class Driver:
         payments.append(await self.confirmed(chat) - posted)
 
 
+@contextlib.asynccontextmanager
+async def driving(
+    fake_port: int, bot_urls: tuple[str, ...], connections: int
+) -> AsyncIterator[Driver]:
+    """A driver for the bot at ``bot_urls``, its inbox fed by the fake's stream of replies."""
+    inbox, ready = Inbox(), asyncio.Event()
+    listener = asyncio.create_task(listen(fake_port, inbox, ready))
+    await ready.wait()
+    # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: between phases a
+    # reused one could be half-closed, and the post fails with "Can not write request body".
+    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=2)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as http:
+            yield Driver(http, bot_urls, inbox)
+    finally:
+        listener.cancel()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
@@ -403,17 +421,10 @@ async def echo_bot(
                 wrap=wrap)  # fmt: skip
     try:
         await wait_port(bot_port, bot, within)
-        inbox, ready = Inbox(), asyncio.Event()
-        listener = asyncio.create_task(listen(fake_port, inbox, ready))
-        await ready.wait()
-        # As for our bot (run()): idle connections dropped before uvicorn's keep-alive closes them.
-        connector = aiohttp.TCPConnector(limit=chats, keepalive_timeout=2)
-        async with aiohttp.ClientSession(connector=connector) as http:
-            driver = Driver(http, (f"http://127.0.0.1:{bot_port}",), inbox)
+        async with driving(fake_port, (f"http://127.0.0.1:{bot_port}",), chats) as driver:
             await driver.post(message_update(1, "warm-up"))
-            await inbox.until("1", lambda got: len(got) >= 1)
+            await driver.inbox.until("1", lambda got: len(got) >= 1)
             yield driver, bot
-        listener.cancel()
     finally:
         stop(bot)
         stop(fake)
@@ -587,16 +598,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results["baseline_aiohttp_capacity"] = await echo_capacity(args)
     with tempfile.TemporaryDirectory(prefix="recargabot-bench-") as tmp:
         bot = await start_our_bot(Path(tmp))
-        inbox, ready = Inbox(), asyncio.Event()
-        listener = asyncio.create_task(listen(bot.fake_port, inbox, ready))
-        await ready.wait()
-        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: between phases
-        # a reused one could be half-closed, and the post fails with "Can not write request body".
-        connector = aiohttp.TCPConnector(limit=max(args.chats, 100, *args.steps),
-                                         keepalive_timeout=2)  # fmt: skip
+        urls, connections = (f"http://127.0.0.1:{bot.bot_port}",), max(args.chats, 100, *args.steps)
         try:
-            async with aiohttp.ClientSession(connector=connector) as http:
-                driver = Driver(http, (f"http://127.0.0.1:{bot.bot_port}",), inbox)
+            async with driving(bot.fake_port, urls, connections) as driver:
                 await driver.purchase_open_loop(1)  # warm-up: tables, caches, connections
                 done, next_id = 1, 100_000
                 print(f"our bot: throughput, {args.throughput} purchases at {args.chats} "
@@ -631,7 +635,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 memory["purchases"] = done
                 results["memory"] = memory
         finally:
-            listener.cancel()
             stop(bot.bot)
             stop(bot.fake)
     raw = RESULTS / "profile.raw"
@@ -734,11 +737,17 @@ def main() -> None:
     parser.add_argument("--latency100", type=int, default=200, help="purchases, 100 customers")
     parser.add_argument("--memory", type=int, default=1_500, help="purchases before last RSS")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    results["verdicts"] = verdicts(results)
+    report(asyncio.run(run(args)), args, "latest.json", verdicts, table)
+
+
+def report(results: dict[str, Any], args: argparse.Namespace, name: str,
+           judge: Callable[[dict[str, Any]], dict[str, bool]],
+           show: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+    """Add the verdicts and arguments to a run's results, save them as ``name``, print them."""
+    results["verdicts"] = judge(results)
     results["arguments"] = vars(args)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    table(results)
+    (RESULTS / name).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    show(results)
 
 
 if __name__ == "__main__":
