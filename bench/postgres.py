@@ -115,7 +115,8 @@ def shape(text: str) -> str:
 def order_check(inbox: Inbox, reference: list[str], chats: Iterator[int]) -> dict[str, Any]:
     """Chats whose replies differ from the serial purchase's (out of order, doubled or foreign)
     where both have them, and chats with more replies than it."""
-    wrong, extra, checked, examples = 0, 0, 0, []
+    wrong, extra, checked = 0, 0, 0
+    examples: list[dict[str, Any]] = []
     for chat_id in chats:
         got = [shape(text) for text, _, _ in inbox.replies.get(str(chat_id), [])]
         if not got:
@@ -267,10 +268,16 @@ def main() -> None:
         "--together", action="store_true", help="start the replicas at once (default: in turn)"
     )
     args = parser.parse_args()
+    url = database_url(parser)
+    report(asyncio.run(run(args, url)), args, "postgres.json", verdicts, table)
+
+
+def database_url(parser: argparse.ArgumentParser) -> str:
+    """The throwaway server scripts/with-postgres.sh started (the parser's error without it)."""
     url = os.environ.get("RECARGABOT_TEST_DATABASE_URL", "")
     if not url.startswith("postgresql"):
         parser.error("run under scripts/with-postgres.sh (RECARGABOT_TEST_DATABASE_URL)")
-    report(asyncio.run(run(args, url)), args, "postgres.json", verdicts, table)
+    return url
 
 
 if __name__ == "__main__":
