@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean bench bench-instructions
+.PHONY: demo test lint clean bench bench-instructions bench-postgres
 
 demo: $(VENV)/.runtime
 	$(BIN)/recargabot demo
@@ -44,6 +44,12 @@ bench-instructions: $(VENV)/.dev
 	$(BIN)/pip install --quiet -e '.[bench]'
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
 	$(BIN)/python -m bench.instructions
+
+# The capacity steps on a throwaway PostgreSQL server with two replicas of the bot, requests spread
+# over both as a balancer would (bench/postgres.py, about 8 min): bench/results/postgres.json.
+bench-postgres: $(VENV)/.dev
+	$(BIN)/pip install --quiet -e '.[bench]'
+	scripts/with-postgres.sh $(BIN)/python -m bench.postgres
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -124,7 +124,7 @@ async def ours(workdir: Path) -> dict[str, Any]:
     await ready.wait()
     try:
         async with aiohttp.ClientSession() as http:
-            driver = Driver(http, f"http://127.0.0.1:{bot.bot_port}", inbox)
+            driver = Driver(http, (f"http://127.0.0.1:{bot.bot_port}",), inbox)
             warm = list(range(1, WARM_UP + 1))
             await serial_updates(driver, warm)
             await serial_payments(driver, warm)

@@ -30,10 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 
@@ -61,10 +61,12 @@ def free_port() -> int:
 
 
 def spawn(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT,
-          wrap: tuple[str, ...] = ()) -> subprocess.Popen:  # fmt: skip
+          wrap: tuple[str, ...] = (),
+          stderr: IO[bytes] | None = None) -> subprocess.Popen:  # fmt: skip
     """``python -m args`` with this interpreter, run under ``wrap`` (valgrind) if given."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.Popen([*wrap, sys.executable, "-m", *args], env=full_env, cwd=cwd)
+    return subprocess.Popen([*wrap, sys.executable, "-m", *args], env=full_env, cwd=cwd,
+                            stderr=stderr)  # fmt: skip
 
 
 async def wait_port(port: int, process: subprocess.Popen, within: float = 30) -> None:
@@ -190,17 +192,23 @@ async def listen(fake_port: int, inbox: Inbox, ready: asyncio.Event) -> None:
 
 @dataclass
 class Driver:
-    """Posts updates to the bot's webhook and pays the sandbox checkouts."""
+    """Posts updates to the bot's webhook and pays the sandbox checkouts. With several replicas
+    each request goes to the next one in turn, as a round-robin load balancer sends them: a
+    chat's messages and its payment land on any replica."""
 
     http: aiohttp.ClientSession
-    bot_url: str
+    bot_urls: tuple[str, ...]
     inbox: Inbox
+    turn: Iterator[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turn = itertools.cycle(self.bot_urls)
 
     async def post(self, update: dict[str, Any]) -> None:
         headers = {"x-telegram-bot-api-secret-token": SECRET}
         body = json.dumps(update).encode()
         async with self.http.post(
-            f"{self.bot_url}/telegram/webhook", data=body,
+            f"{next(self.turn)}/telegram/webhook", data=body,
             headers={**headers, "content-type": "application/json"},
         ) as response:  # fmt: skip
             if response.status != 200:
@@ -224,8 +232,10 @@ class Driver:
         """Pay the chat's link through the sandbox form; return when the form was posted."""
         link = self.link(chat)
         assert link, f"no payment link for chat {chat}: {self.inbox.replies[chat][-3:]}"
+        path = link.split("/sandbox/checkout/", 1)[1]  # the page behind the balancer's origin
         started = time.perf_counter()
-        async with self.http.post(link, data=CARD) as response:
+        async with self.http.post(f"{next(self.turn)}/sandbox/checkout/{path}",
+                                  data=CARD) as response:  # fmt: skip
             await response.read()
             if response.status != 200:
                 raise RuntimeError(f"payment page answered {response.status}")
@@ -251,6 +261,24 @@ class Driver:
             latencies.append(await self.exchange(chat, update, index))
         posted = await self.pay(chat)
         payments.append(await self.confirmed(chat) - posted)
+
+
+@contextlib.asynccontextmanager
+async def driving(
+    fake_port: int, bot_urls: tuple[str, ...], connections: int
+) -> AsyncIterator[Driver]:
+    """A driver for the bot at ``bot_urls``, its inbox fed by the fake's stream of replies."""
+    inbox, ready = Inbox(), asyncio.Event()
+    listener = asyncio.create_task(listen(fake_port, inbox, ready))
+    await ready.wait()
+    # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: between phases a
+    # reused one could be half-closed, and the post fails with "Can not write request body".
+    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=2)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as http:
+            yield Driver(http, bot_urls, inbox)
+    finally:
+        listener.cancel()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -325,11 +353,12 @@ async def idle(pid: int, within: float = 60) -> None:
     raise RuntimeError(f"process {pid} never went idle")
 
 
-async def paced_step(pid: int, customers: int, args: argparse.Namespace,
+async def paced_step(pids: Sequence[int], customers: int, args: argparse.Namespace,
                      customer: Callable[[Pace], Awaitable[None]]) -> dict[str, Any]:  # fmt: skip
     """``customers`` thinking customers sending for ``args.step_seconds`` (the updates/s offered
-    and answered); a reply later than a minute counts as lost (that customer stops)."""
-    await idle(pid)
+    and answered) to the bot's processes ``pids`` (replicas); a reply later than a minute counts
+    as lost (that customer stops)."""
+    await asyncio.gather(*(idle(pid) for pid in pids))
     pace = Pace(random.Random(customers), args.think, time.perf_counter() + args.step_seconds)
 
     async def one() -> None:
@@ -338,9 +367,10 @@ async def paced_step(pid: int, customers: int, args: argparse.Namespace,
         except TimeoutError:
             pace.lost += 1
 
-    cpu0, ours0, started = cpu_seconds(pid), time.process_time(), time.perf_counter()
+    cpu0, ours0, started = [cpu_seconds(p) for p in pids], time.process_time(), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(customers)))
     elapsed = time.perf_counter() - started
+    cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
     ms = [t * 1000 for t in pace.latencies]
     pay = [t * 1000 for t in pace.payments]
     return {
@@ -351,7 +381,7 @@ async def paced_step(pid: int, customers: int, args: argparse.Namespace,
         "payments": len(pay),
         "payment_p50_ms": statistics.median(pay) if pay else None,
         "payment_p99_ms": percentile(pay, 99) if pay else None,
-        "bot_cpu_share": (cpu_seconds(pid) - cpu0) / elapsed,
+        "bot_cpu_s": cpu, "bot_cpu_share": sum(cpu) / elapsed,
         "generator_cpu_share": (time.process_time() - ours0) / elapsed,
     }  # fmt: skip
 
@@ -391,17 +421,10 @@ async def echo_bot(
                 wrap=wrap)  # fmt: skip
     try:
         await wait_port(bot_port, bot, within)
-        inbox, ready = Inbox(), asyncio.Event()
-        listener = asyncio.create_task(listen(fake_port, inbox, ready))
-        await ready.wait()
-        # As for our bot (run()): idle connections dropped before uvicorn's keep-alive closes them.
-        connector = aiohttp.TCPConnector(limit=chats, keepalive_timeout=2)
-        async with aiohttp.ClientSession(connector=connector) as http:
-            driver = Driver(http, f"http://127.0.0.1:{bot_port}", inbox)
+        async with driving(fake_port, (f"http://127.0.0.1:{bot_port}",), chats) as driver:
             await driver.post(message_update(1, "warm-up"))
-            await inbox.until("1", lambda got: len(got) >= 1)
+            await driver.inbox.until("1", lambda got: len(got) >= 1)
             yield driver, bot
-        listener.cancel()
     finally:
         stop(bot)
         stop(fake)
@@ -461,7 +484,7 @@ async def echo_capacity(args: argparse.Namespace) -> dict[str, Any]:
 
         async def step(customers: int) -> dict[str, Any]:
             chatter = lambda pace: thinking_chatter(driver, next(chats), pace)  # noqa: E731
-            return await paced_step(bot.pid, customers, args, chatter)
+            return await paced_step((bot.pid,), customers, args, chatter)
 
         return await capacity(step, args, "baseline (b)")
 
@@ -474,14 +497,12 @@ class OurBot:
     bot_port: int
 
 
-async def start_our_bot(workdir: Path, wrap: tuple[str, ...] = (), within: float = 60) -> OurBot:
-    fake_port, bot_port = free_port(), free_port()
-    fake = spawn(["bench.fake_api", str(fake_port)])
-    await wait_port(fake_port, fake)
-    env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-        "HOST": "127.0.0.1", "PORT": str(bot_port),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{bot_port}",
+def bot_env(workdir: Path, fake_port: int, bot_port: int, database_url: str,
+            public_url: str) -> dict[str, str]:  # fmt: skip
+    """The settings of our bot under test; replicas share all but the port."""
+    return {
+        "DATABASE_URL": database_url,
+        "HOST": "127.0.0.1", "PORT": str(bot_port), "PUBLIC_BASE_URL": public_url,
         "SANDBOX_SECRET_PATH": str(workdir / "sandbox-secret"),
         "DATA_KEYS_PATH": str(workdir / "data-keys"),
         "TOPUP_PROVIDER": "sandbox",
@@ -491,30 +512,40 @@ async def start_our_bot(workdir: Path, wrap: tuple[str, ...] = (), within: float
         # benchmark measures what the bot can do, so the limiter is set out of the way.
         "TELEGRAM_MAX_MESSAGES_PER_SECOND": "100000",
     }  # fmt: skip
+
+
+async def start_our_bot(workdir: Path, wrap: tuple[str, ...] = (), within: float = 60) -> OurBot:
+    fake_port, bot_port = free_port(), free_port()
+    fake = spawn(["bench.fake_api", str(fake_port)])
+    await wait_port(fake_port, fake)
+    url = f"http://127.0.0.1:{bot_port}"
+    env = bot_env(workdir, fake_port, bot_port, f"sqlite+aiosqlite:///{workdir / 'bench.db'}", url)
     # cwd: a temp dir, so no developer .env leaks real keys into the run.
     bot = spawn(["bench.bot_server"], env=env, cwd=workdir, wrap=wrap)
     await wait_port(bot_port, bot, within)
     return OurBot(fake, bot, fake_port, bot_port)
 
 
-async def our_throughput(driver: Driver, bot: OurBot, customers: int, concurrency: int,
+async def our_throughput(driver: Driver, pids: Sequence[int], customers: int, concurrency: int,
                          first_id: int, profile: bool) -> dict[str, Any]:  # fmt: skip
+    """Purchases posted back to back, ``concurrency`` at a time; ``pids`` the bot's processes
+    (the first one profiled if asked)."""
     spy = None
     raw = RESULTS / "profile.raw"
     search = str(Path(sys.executable).parent) + ":" + os.environ.get("PATH", "")
     exe = shutil.which("py-spy", path=search)
     if profile and exe:
         spy = subprocess.Popen(  # noqa: ASYNC220 (starts at once; the loop is not blocked)
-            [exe, "record", "--pid", str(bot.bot.pid), "--rate", "200", "--nonblocking", "--gil",
+            [exe, "record", "--pid", str(pids[0]), "--rate", "200", "--nonblocking", "--gil",
              "--format", "raw", "--output", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         await asyncio.sleep(1.0)
     ids = list(range(first_id, first_id + customers))
-    cpu0, started = cpu_seconds(bot.bot.pid), time.perf_counter()
+    cpu0, started = sum(map(cpu_seconds, pids)), time.perf_counter()
     await pool(concurrency, ids, driver.purchase_open_loop)
     elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(bot.bot.pid) - cpu0
+    cpu = sum(map(cpu_seconds, pids)) - cpu0
     if spy:
         spy.send_signal(signal.SIGINT)
         spy.wait(30)
@@ -567,22 +598,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results["baseline_aiohttp_capacity"] = await echo_capacity(args)
     with tempfile.TemporaryDirectory(prefix="recargabot-bench-") as tmp:
         bot = await start_our_bot(Path(tmp))
-        inbox, ready = Inbox(), asyncio.Event()
-        listener = asyncio.create_task(listen(bot.fake_port, inbox, ready))
-        await ready.wait()
-        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: between phases
-        # a reused one could be half-closed, and the post fails with "Can not write request body".
-        connector = aiohttp.TCPConnector(limit=max(args.chats, 100, *args.steps),
-                                         keepalive_timeout=2)  # fmt: skip
+        urls, connections = (f"http://127.0.0.1:{bot.bot_port}",), max(args.chats, 100, *args.steps)
         try:
-            async with aiohttp.ClientSession(connector=connector) as http:
-                driver = Driver(http, f"http://127.0.0.1:{bot.bot_port}", inbox)
+            async with driving(bot.fake_port, urls, connections) as driver:
                 await driver.purchase_open_loop(1)  # warm-up: tables, caches, connections
                 done, next_id = 1, 100_000
                 print(f"our bot: throughput, {args.throughput} purchases at {args.chats} "
                       "concurrent customers …", flush=True)  # fmt: skip
                 results["throughput"] = await our_throughput(
-                    driver, bot, args.throughput, args.chats, next_id, profile=True
+                    driver, (bot.bot.pid,), args.throughput, args.chats, next_id, profile=True
                 )
                 done, next_id = done + args.throughput, next_id + args.throughput
                 for concurrency, purchases in ((10, args.latency10), (100, args.latency100)):
@@ -595,7 +619,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 async def step(customers: int) -> dict[str, Any]:
                     buyer = lambda pace: thinking_buyer(driver, ids, pace)  # noqa: E731
-                    return await paced_step(bot.bot.pid, customers, args, buyer)
+                    return await paced_step((bot.bot.pid,), customers, args, buyer)
 
                 results["capacity"] = await capacity(step, args, "our bot")
                 next_id = next(ids)
@@ -611,7 +635,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 memory["purchases"] = done
                 results["memory"] = memory
         finally:
-            listener.cancel()
             stop(bot.bot)
             stop(bot.fake)
     raw = RESULTS / "profile.raw"
@@ -628,7 +651,7 @@ def at_capacity(r: dict[str, Any]) -> dict[str, Any]:
 
 def verdicts(r: dict[str, Any]) -> dict[str, bool]:
     """Issue 20's targets this run measures (2, instructions: `make bench-instructions`; 6,
-    PostgreSQL with two replicas: not part of this bench)."""
+    PostgreSQL with two replicas: `make bench-postgres`, bench/postgres.py)."""
     ours, a, b = r["throughput"]["updates_per_s"], r["baseline_httpx"], r["baseline_aiohttp"]
     mem = r["memory"]
     marks = sorted(k for k in mem if k.startswith("rss_mb_after_"))
@@ -642,6 +665,18 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
         "4_payment_p99_at_capacity_under_100ms": payment is not None and payment < 100,
         "5_rss_growth_under_20mb": growth <= 20,
     }
+
+
+def capacity_rows(t: Any, who: str, found: dict[str, Any]) -> None:
+    """A capacity's steps and the capacity, as rows of the rich table ``t``."""
+    for x in found["steps"]:
+        pay = f", payment p99 {x['payment_p99_ms']:.0f}" if x["payment_p99_ms"] else ""
+        cpu = ", CPU s " + " + ".join(f"{c:.1f}" for c in x["bot_cpu_s"])
+        t.add_row(f"{who} {x['customers']} thinking: p50 / p99 ms, updates/s, lost",
+                  f"{x['p50_ms']:.0f} / {x['p99_ms']:.0f}, {x['updates_per_s']:.0f}, "
+                  f"{x['replies_lost']}{pay}{cpu}")  # fmt: skip
+    cap = found["capacity"] or f"< {found['steps'][0]['customers']}"
+    t.add_row(f"{who} capacity (p99 < {LIMIT_MS} ms)", f"{cap}")
 
 
 def table(r: dict[str, Any]) -> None:
@@ -673,13 +708,7 @@ def table(r: dict[str, Any]) -> None:
         t.add_row(f"payment→'Recarga exitosa' at {c}, at once: p50 / p99 ms",
                   f"{lat['payment_p50_ms']:.0f} / {lat['payment_p99_ms']:.0f}")  # fmt: skip
     for who, key in (("(b)", "baseline_aiohttp_capacity"), ("ours", "capacity")):
-        for x in r[key]["steps"]:
-            pay = f", payment p99 {x['payment_p99_ms']:.0f}" if x["payment_p99_ms"] else ""
-            t.add_row(f"{who} {x['customers']} thinking: p50 / p99 ms, updates/s, lost",
-                      f"{x['p50_ms']:.0f} / {x['p99_ms']:.0f}, {x['updates_per_s']:.0f}, "
-                      f"{x['replies_lost']}{pay}")  # fmt: skip
-        cap = r[key]["capacity"] or f"< {r[key]['steps'][0]['customers']}"
-        t.add_row(f"{who} capacity (p99 < {LIMIT_MS} ms)", f"{cap}")
+        capacity_rows(t, who, r[key])
     for key, value in r["memory"].items():
         if key.startswith("rss"):
             t.add_row(key.replace("_", " "), f"{value:.1f}")
@@ -688,26 +717,37 @@ def table(r: dict[str, Any]) -> None:
     Console().print(t)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The open-loop and capacity phases' settings, the same for every database."""
     parser.add_argument("--chats", type=int, default=100, help="concurrent customers (open loop)")
-    parser.add_argument("--echo-per-chat", type=int, default=30)
     parser.add_argument("--throughput", type=int, default=300, help="purchases, open loop")
-    parser.add_argument("--latency10", type=int, default=50, help="purchases, 10 customers")
-    parser.add_argument("--latency100", type=int, default=200, help="purchases, 100 customers")
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 200, 400, 800, 1_600],
                         help="thinking customers, capacity steps")  # fmt: skip
     parser.add_argument("--step-seconds", type=float, default=60,
                         help="load per capacity step, seconds")  # fmt: skip
     parser.add_argument("--think", type=float, default=3.0,
                         help="mean pause before each message, seconds (capacity)")  # fmt: skip
+    return parser
+
+
+def main() -> None:
+    parser = load_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--echo-per-chat", type=int, default=30)
+    parser.add_argument("--latency10", type=int, default=50, help="purchases, 10 customers")
+    parser.add_argument("--latency100", type=int, default=200, help="purchases, 100 customers")
     parser.add_argument("--memory", type=int, default=1_500, help="purchases before last RSS")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    results["verdicts"] = verdicts(results)
+    report(asyncio.run(run(args)), args, "latest.json", verdicts, table)
+
+
+def report(results: dict[str, Any], args: argparse.Namespace, name: str,
+           judge: Callable[[dict[str, Any]], dict[str, bool]],
+           show: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+    """Add the verdicts and arguments to a run's results, save them as ``name``, print them."""
+    results["verdicts"] = judge(results)
     results["arguments"] = vars(args)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    table(results)
+    (RESULTS / name).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    show(results)
 
 
 if __name__ == "__main__":
