@@ -88,8 +88,8 @@ def _begin_immediate(connection: Connection) -> None:
 
 
 # The ORM's sessions, for the repositories that work with entities (campaigns, privacy, audit);
-# the per-message ones (storage.chats, storage.orders, storage.customers) run Core statements on
-# connections of their own.
+# the per-message transactions (storage.chats, storage.orders, storage.outbox…) run on the
+# driver (storage.driver).
 Sessions = async_sessionmaker[AsyncSession]
 
 

@@ -15,8 +15,10 @@ statement, BEGIN and COMMIT) was most of an update's instructions (bench/). Here
   the statements' own time, not for the event loop's turns between them. On PostgreSQL each
   statement is one asyncpg call inside one transaction.
 
-The connection is the engine's own pooled one, so on SQLite these transactions queue with the
-ones SQLAlchemy runs on the same single connection (``storage.db``) instead of racing them.
+The connection is the engine's own pooled one: on SQLite ``Turns`` (``storage.sqlite_driver``)
+lends the single connection to as many driver transactions as come, queued back to back in
+aiosqlite's thread, and SQLAlchemy's own transactions take their turn with them instead of racing
+them for SQLite's lock.
 """
 
 from __future__ import annotations
