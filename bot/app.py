@@ -39,7 +39,7 @@ from bot.sandbox_page import sandbox_routes
 from bot.settings import Settings
 from bot.telegram_app import WEBHOOK_PATH, TelegramChannel, telegram_application, telegram_channel
 from bot.telegram_handlers import BotApplication, TelegramHandlers
-from bot.telegram_inbox import UpdateInbox
+from bot.telegram_inbox import LEFT_AFTER, UpdateInbox
 from bot.whatsapp import Inbox, StatusReports, whatsapp_messenger, whatsapp_routes
 from bot.worker import Timers, Worker
 from conversations.catalog import Catalogue
@@ -394,6 +394,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
 
     async def background_pass() -> None:
         await fulfilment.resume()
+        if channel is not None and channel.inbox is not None:  # a replica that died left them
+            await channel.inbox.resume(kept_before=clock() - LEFT_AFTER)
         for key in await outbox.chats_due(now=clock()):
             await chat.deliver(key)
         await outbox.prune(before=clock() - OUTBOX_KEPT)

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from starlette.requests import Request
@@ -31,12 +31,13 @@ logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 PARSED_KEPT = 1_000  # parsed updates held for their drain (UpdateInbox)
+LEFT_AFTER = timedelta(seconds=30)  # kept this long: the replica that accepted it died
 
 
 class PendingUpdates(Protocol):
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
     async def take(self, key: ChatKey) -> tuple[str | None, bool]: ...
-    async def chats(self) -> list[ChatKey]: ...
+    async def chats(self, *, kept_before: datetime | None = None) -> list[ChatKey]: ...
 
 
 @dataclass
@@ -88,9 +89,11 @@ class UpdateInbox:
                     update = Update.de_json(data, self.application.bot)
                 await self.application.process_update(update)
 
-    async def resume(self) -> None:
-        """Take up the updates a crashed or stopped replica left kept."""
-        for key in await self.pending.chats():
+    async def resume(self, *, kept_before: datetime | None = None) -> None:
+        """Take up the updates a crashed or stopped replica left kept: all of them at start-up;
+        from the worker's pass, those kept before ``kept_before`` (another replica that is alive
+        takes its own within moments, and a second drain of a chat only waits for the first)."""
+        for key in await self.pending.chats(kept_before=kept_before):
             self.application.create_task(self.drain(key))
 
 

@@ -58,9 +58,12 @@ class SqlPendingUpdates:
         """
         return await self._driver.run(_take(key))
 
-    async def chats(self) -> list[ChatKey]:
-        """Every chat with updates still kept (left by a crash, or by a replica that stopped)."""
+    async def chats(self, *, kept_before: datetime | None = None) -> list[ChatKey]:
+        """Every chat with updates still kept (left by a crash, or by a replica that stopped);
+        with ``kept_before``, only those with an update kept before then."""
         stmt = select(_TABLE.c.chat_id, _TABLE.c.chat_hash)
+        if kept_before is not None:
+            stmt = stmt.where(_TABLE.c.received_at < kept_before)
         async with self.engine.connect() as db:
             rows = (await db.execute(stmt)).all()
         by_hash = {row.chat_hash: row.chat_id for row in rows}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bot.app import Overrides
 from conversations.model import Channel, ChatKey
 from storage.pending_updates import SqlPendingUpdates
 from tests.telegram.user import TelegramUser, message_update
@@ -53,3 +54,20 @@ async def test_updates_accepted_before_a_crash_are_handled_in_order_at_the_next_
     texts = api.texts(8101)
     assert len(texts) == 3 and "Hola" in texts[0] and "Te ayudo" in texts[1]  # by update_id
     assert left == []
+
+
+async def test_updates_a_replica_kept_and_died_with_are_taken_up_by_the_next_pass(
+    telegram_settings, running, api, clock
+):
+    """Another replica got the 200 out, then died before handling: this one's worker takes it."""
+    key = ChatKey(Channel.TELEGRAM, "8201")
+    async with running(telegram_settings, Overrides(clock=clock)) as (_, services):
+        kept = SqlPendingUpdates(services.engine)  # as the other replica kept it
+        await kept.add(key, 90, json.dumps(message_update(8201, "/start", 90)), at=clock())
+        await services.worker.run_once()
+        still = await kept.chats()  # kept a moment ago: its replica may be handling it
+        clock.advance(seconds=31)
+        await services.worker.run_once()
+        await api.wait_sent(8201, 1)
+
+    assert still == [key] and "Hola" in api.texts(8201)[0]
