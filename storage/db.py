@@ -27,7 +27,10 @@ from storage.sqlite_driver import dbapi
 # corrupted this way; a power cut (not a crash of the bot) may undo the last commits: the
 # reconciler asks Stripe again about any order left unpaid, and a customer may have to repeat
 # their last message.
-SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON")
+BUSY_TIMEOUT_MS = 5000
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON",
+)  # fmt: skip
 
 
 def make_engine(url: str, *, keys: DataKeys | None = None) -> AsyncEngine:

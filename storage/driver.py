@@ -10,15 +10,18 @@ statement, BEGIN and COMMIT) was most of an update's instructions (bench/). Here
   columns' types (``UtcDateTime``, ``EncryptedText``, ``KeyedHash``), so values are written and
   read exactly as SQLAlchemy writes and reads them;
 - a transaction is a generator that yields ``(statement, parameters)`` and is sent back each
-  statement's ``Result``; the same generator runs on both databases. On SQLite it runs whole in
-  aiosqlite's thread: one trip to that thread per transaction, and SQLite's write lock is held for
-  the statements' own time, not for the event loop's turns between them. On PostgreSQL each
-  statement is one asyncpg call inside one transaction.
+  statement's ``Result``; the same generator runs on both databases. On PostgreSQL each
+  statement is one asyncpg call inside one transaction. On SQLite the whole transaction runs in
+  the event loop's own thread: on a local file in WAL mode, with no fsync at commit, it takes
+  tens of microseconds, where the trip to aiosqlite's thread and back cost three to five times
+  that in CPU and made the two threads trade the GIL on every statement (bench/). Only when
+  another process holds SQLite's write lock does it wait, in aiosqlite's thread. (A commit
+  that checkpoints the WAL, about every thousand pages written, syncs the file in the loop's
+  thread too: a few milliseconds now and then.)
 
 The connection is the engine's own pooled one: on SQLite ``Turns`` (``storage.sqlite_driver``)
-lends the single connection to as many driver transactions as come, queued back to back in
-aiosqlite's thread, and SQLAlchemy's own transactions take their turn with them instead of racing
-them for SQLite's lock.
+lends the single connection, and SQLAlchemy's own transactions take their turn with the
+driver's instead of racing them for SQLite's lock.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from storage.db import BUSY_TIMEOUT_MS
 from storage.sqlite_driver import Turns
 
 T = TypeVar("T")
@@ -157,6 +161,8 @@ class Driver:
         if self._turns is not None:
             async with self._turns.turn() as driver:
                 conn = driver._conn  # aiosqlite's sqlite3 connection
+                if _began_here(conn, write):
+                    return _statements(conn, work, self.dialect, events)
                 ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
                 return ran
         pooled = await self.engine.raw_connection()
@@ -196,9 +202,32 @@ async def within(db: AsyncConnection, work: Work[T]) -> T:
 def _run_sqlite(
     db: sqlite3.Connection, work: Work[T], dialect: Dialect, write: bool, events: Any
 ) -> T:
-    """In aiosqlite's thread: the whole transaction (the connection is in autocommit mode, so
-    BEGIN and COMMIT are ours to say)."""
+    """In aiosqlite's thread, waiting for SQLite's lock as long as the connection's busy
+    timeout allows: the whole transaction."""
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    return _statements(db, work, dialect, events)
+
+
+def _began_here(db: sqlite3.Connection, write: bool) -> bool:
+    """BEGIN without waiting; False when another process holds SQLite's write lock (the
+    transaction then waits in aiosqlite's thread, not in the event loop)."""
+    if not write:
+        db.execute("BEGIN")  # WAL: a reader never waits for a writer
+        return True
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return True
+
+
+def _statements(db: sqlite3.Connection, work: Work[T], dialect: Dialect, events: Any) -> T:
+    """Run the transaction begun on ``db`` (in autocommit mode: BEGIN and COMMIT are ours)."""
     try:
         statement, values = next(work)
         while True:

@@ -122,10 +122,10 @@ class Turns:
     """Lend the file database's one connection (``storage.db``) to the driver's transactions.
 
     The connection is taken straight from its pool's queue, where SQLAlchemy's own checkouts
-    wait for it (first come, first served), and kept while driver transactions are under way:
-    each runs whole in aiosqlite's thread, so any number of them can be queued there at once,
-    one after the other, without the event loop's turns between them counting against the
-    connection. The connection goes back when the last of them ends, or once a turn has taken
+    wait for it (first come, first served). A driver transaction runs in the event loop's thread
+    (``storage.driver``) and gives it back at once; one that has to wait for another process's
+    write lock runs in aiosqlite's thread, and others may join its turn there, queued back to
+    back. The connection goes back when the last of them ends, or once a turn has taken
     ``TURN_LENGTH`` (SQLAlchemy's checkouts waiting in the queue then get it before the next).
 
     A pool checkout per transaction cost a greenlet, a proxy object and a reset on return, about

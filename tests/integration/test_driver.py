@@ -5,7 +5,7 @@ transaction that fails leaves nothing behind. Runs on SQLite and, in `make test`
 from __future__ import annotations
 
 import asyncio
-import threading
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,25 +131,9 @@ async def test_on_sqlite_the_driver_and_sqlalchemy_take_turns_on_the_one_connect
         assert not done  # it waits for the transaction to end, in the queue
     await marking
 
-    loop, held, gate = asyncio.get_running_loop(), asyncio.Event(), threading.Event()
-
-    def holding() -> Work[None]:
-        yield from upsert_customer(KEY, at=T0)
-        loop.call_soon_threadsafe(held.set)
-        gate.wait(5)  # SQLite's thread stops here, the driver holding the connection
-
-    async def read() -> Any:
-        async with engine.connect() as db:
-            return (await db.execute(select(table_of(CustomerRow).c.promos_opt_in_at))).scalar()
-
-    ran = asyncio.ensure_future(Driver(engine).run(holding()))
-    await held.wait()
-    reading = asyncio.ensure_future(read())
-    done, _ = await asyncio.wait([reading], timeout=0.2)
-    assert not done  # SQLAlchemy waits for the driver's turn to end
-    gate.set()
-    await ran
-    assert await reading == T0
+    async with engine.connect() as db:
+        promos = (await db.execute(select(table_of(CustomerRow).c.promos_opt_in_at))).scalar()
+    assert promos == T0
 
 
 @pytest.mark.sqlite_only
@@ -175,3 +159,30 @@ async def test_sqlalchemy_gets_its_turn_while_driver_transactions_keep_coming(
 
     assert order.count("driver") == 200 and "sqlalchemy" in order
     assert order.index("sqlalchemy") < 200 - 1  # not left until every driver transaction ran
+
+
+@pytest.mark.sqlite_only
+async def test_while_another_process_writes_a_transaction_waits_off_the_event_loop(
+    engine: AsyncEngine, database_url: str
+):
+    """A transaction runs in the event loop's thread unless SQLite's write lock is taken (by
+    another process): then it waits in aiosqlite's thread, keeping its turn on the connection."""
+    contacts = SqlContacts(engine)
+    await contacts.mark(KEY, at=T0)
+    other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+
+    async def read() -> Any:
+        async with engine.connect() as db:
+            return (await db.execute(select(table_of(CustomerRow).c.promos_opt_in_at))).scalar()
+
+    marking = asyncio.ensure_future(contacts.mark(KEY, at=T0, promos=True))
+    waited, _ = await asyncio.wait([marking], timeout=0.2)  # the loop kept turning meanwhile
+    reading = asyncio.ensure_future(read())
+    queued, _ = await asyncio.wait([reading], timeout=0.1)  # SQLAlchemy waits for that turn
+    other.execute("COMMIT")
+    other.close()
+    await marking
+
+    assert not waited and not queued
+    assert await reading == T0  # it read after the driver's write
