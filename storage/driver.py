@@ -159,15 +159,16 @@ class Driver:
         not take the write lock)."""
         events = self._events
         if self._turns is not None:
-            async with self._turns.turn() as driver:
+            async with self._turns.turn() as (driver, alone):
                 conn = driver._conn  # aiosqlite's sqlite3 connection
-                if _began_here(conn, write):
+                if alone and _began_here(conn, write):
                     return _statements(conn, work, self.dialect, events)
                 ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
                 return ran
         pooled = await self.engine.raw_connection()
         try:
-            return await _run_asyncpg(pooled.driver_connection, work, self.dialect, events)
+            driver = pooled.driver_connection
+            return await _run_asyncpg(driver, work, self.dialect, write, events)
         finally:
             # Back to the pool, whose reset may talk to the driver: inside SQLAlchemy's bridge.
             await greenlet_spawn(pooled.close)
@@ -256,33 +257,35 @@ def _statements(db: sqlite3.Connection, work: Work[T], dialect: Dialect, events:
         raise
 
 
-async def _run_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: Any) -> T:
+async def _run_asyncpg(db: Any, work: Work[T], dialect: Dialect, write: bool, events: Any) -> T:
+    if not write:  # each read on its own: no BEGIN and COMMIT, two round trips fewer
+        return await _statements_asyncpg(db, work, dialect, events)
     try:
-        return await _transaction_asyncpg(db, work, dialect, events)
+        async with db.transaction():
+            return await _statements_asyncpg(db, work, dialect, events)
     except Rollback as undo:  # the transaction block rolled back as it left
         undone: T = undo.value
         return undone
 
 
-async def _transaction_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: Any) -> T:
-    async with db.transaction():
-        try:
-            statement, values = next(work)
-            while True:
-                compiled = statement.on(dialect)
-                args = compiled.bind(values)
-                if events.before_cursor_execute:
-                    events.before_cursor_execute(None, None, compiled.sql, args, None, False)
-                if compiled.columns:
-                    records = await db.fetch(compiled.sql, *args)
-                    result = Result(compiled.read(records), len(records))
-                else:
-                    status: str = await db.execute(compiled.sql, *args)
-                    count = status.rpartition(" ")[2]
-                    result = Result([], int(count) if count.isdigit() else -1)
-                statement, values = work.send(result)
-        except StopIteration as done:
-            if events.commit:
-                events.commit(None)
-            value: T = done.value
-            return value
+async def _statements_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: Any) -> T:
+    try:
+        statement, values = next(work)
+        while True:
+            compiled = statement.on(dialect)
+            args = compiled.bind(values)
+            if events.before_cursor_execute:
+                events.before_cursor_execute(None, None, compiled.sql, args, None, False)
+            if compiled.columns:
+                records = await db.fetch(compiled.sql, *args)
+                result = Result(compiled.read(records), len(records))
+            else:
+                status: str = await db.execute(compiled.sql, *args)
+                count = status.rpartition(" ")[2]
+                result = Result([], int(count) if count.isdigit() else -1)
+            statement, values = work.send(result)
+    except StopIteration as done:
+        if events.commit:
+            events.commit(None)
+        value: T = done.value
+        return value

@@ -142,19 +142,21 @@ class Turns:
         self._ended = asyncio.Event()
 
     @asynccontextmanager
-    async def turn(self) -> AsyncIterator[Any]:
-        """The aiosqlite connection, to run one whole transaction on."""
+    async def turn(self) -> AsyncIterator[tuple[Any, bool]]:
+        """The aiosqlite connection, to run one whole transaction on, and whether no other
+        transaction is under way on it (one in aiosqlite's thread: then this one must queue
+        there behind it, not run in the event loop's thread)."""
         while self._record is None or self._taken >= TURN_LENGTH:
             if self._record is not None:
                 await self._ended.wait()  # this turn is long enough: the queue's waiters first
             elif not await self._take():
                 async with _checked_out(self._engine) as driver:
-                    yield driver
+                    yield driver, True
                 return
         self._running += 1
         self._taken += 1
         try:
-            yield self._record.dbapi_connection.driver_connection
+            yield self._record.dbapi_connection.driver_connection, self._running == 1
         finally:
             self._running -= 1
             if not self._running:

@@ -178,11 +178,13 @@ async def test_while_another_process_writes_a_transaction_waits_off_the_event_lo
 
     marking = asyncio.ensure_future(contacts.mark(KEY, at=T0, promos=True))
     waited, _ = await asyncio.wait([marking], timeout=0.2)  # the loop kept turning meanwhile
+    behind = asyncio.ensure_future(contacts.mark(ChatKey(Channel.TELEGRAM, "5151"), at=T0))
     reading = asyncio.ensure_future(read())
-    queued, _ = await asyncio.wait([reading], timeout=0.1)  # SQLAlchemy waits for that turn
+    queued, _ = await asyncio.wait([reading, behind], timeout=0.1)  # they wait for that turn
     other.execute("COMMIT")
     other.close()
     await marking
+    await behind  # queued behind it in aiosqlite's thread, not begun inside its transaction
 
     assert not waited and not queued
     assert await reading == T0  # it read after the driver's write
