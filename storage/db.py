@@ -61,7 +61,10 @@ def _engine(url: str) -> AsyncEngine:
     pool: dict[str, Any] = (
         {"poolclass": StaticPool} if in_memory else {"pool_size": 1, "max_overflow": 0}
     )
-    engine = create_async_engine(url, connect_args={"timeout": 5}, module=dbapi(), **pool)
+    # Made in aiosqlite's thread, the connection is also used in the event loop's (storage.driver),
+    # one at a time: the pool, or Turns, lends it to one user at once.
+    connect = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    engine = create_async_engine(url, connect_args=connect, module=dbapi(), **pool)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
