@@ -174,14 +174,14 @@ class Driver:
             await greenlet_spawn(pooled.close)
 
 
-_TURNS: WeakKeyDictionary[AsyncEngine, Turns] = WeakKeyDictionary()
-
-
 def turns_of(engine: AsyncEngine) -> Turns:
-    """The one lender of the engine's SQLite connection, shared by every repository's Driver."""
-    turns = _TURNS.get(engine)
+    """The one lender of the engine's SQLite connection, shared by every repository's Driver
+    (kept on the engine itself, so it goes with it)."""
+    sync = engine.sync_engine
+    turns: Turns | None = getattr(sync, "_recargabot_turns", None)
     if turns is None:
-        turns = _TURNS[engine] = Turns(engine)
+        turns = Turns(engine)
+        setattr(sync, "_recargabot_turns", turns)  # noqa: B010 (an attribute of our own)
     return turns
 
 
