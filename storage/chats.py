@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -82,16 +81,14 @@ def _load(key: ChatKey) -> Work[Session]:
     found = (yield _CHAT_STATE, chat_params(key)).rows
     if not found:
         return Session()
-    customer_id, consent_version, promos_asked_at, state, *bought = found[0]
+    row: Any = found[0]  # the columns by name, as purchase_of reads an order's
     profile = Profile(
-        consented=consent_version is not None,
-        promos_asked=promos_asked_at is not None,
-        lines=(yield from saved_lines(customer_id)),
-        last=purchase_of(SimpleNamespace(**dict(zip(BOUGHT, bought, strict=True))))
-        if bought[BOUGHT.index("product_code")] is not None
-        else None,
+        consented=row.consent_version is not None,
+        promos_asked=row.promos_asked_at is not None,
+        lines=(yield from saved_lines(row.id)),
+        last=purchase_of(row) if row.product_code is not None else None,
     )
-    return load_session(state, profile)
+    return load_session(row.state, profile)
 
 
 def _save(
