@@ -227,15 +227,23 @@ def _began_here(db: sqlite3.Connection, write: bool) -> bool:
     return True
 
 
+def _prepared(
+    statement: Statement, values: Mapping[str, Any], dialect: Dialect, events: Any
+) -> tuple[_Compiled, tuple[Any, ...]]:
+    """The statement's SQL and bound arguments, shown to the engine's listeners first."""
+    compiled = statement.on(dialect)
+    args = compiled.bind(values)
+    if events.before_cursor_execute:
+        events.before_cursor_execute(None, None, compiled.sql, args, None, False)
+    return compiled, args
+
+
 def _statements(db: sqlite3.Connection, work: Work[T], dialect: Dialect, events: Any) -> T:
     """Run the transaction begun on ``db`` (in autocommit mode: BEGIN and COMMIT are ours)."""
     try:
         statement, values = next(work)
         while True:
-            compiled = statement.on(dialect)
-            args = compiled.bind(values)
-            if events.before_cursor_execute:
-                events.before_cursor_execute(None, None, compiled.sql, args, None, False)
+            compiled, args = _prepared(statement, values, dialect, events)
             try:
                 cursor = db.execute(compiled.sql, args)
             except sqlite3.Error as error:  # as SQLAlchemy's: IntegrityError, OperationalError…
@@ -272,10 +280,7 @@ async def _statements_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: 
     try:
         statement, values = next(work)
         while True:
-            compiled = statement.on(dialect)
-            args = compiled.bind(values)
-            if events.before_cursor_execute:
-                events.before_cursor_execute(None, None, compiled.sql, args, None, False)
+            compiled, args = _prepared(statement, values, dialect, events)
             if compiled.columns:
                 records = await db.fetch(compiled.sql, *args)
                 result = Result(compiled.read(records), len(records))

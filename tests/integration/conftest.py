@@ -1,13 +1,27 @@
-"""Fixtures for the web-facing integration tests."""
+"""Fixtures for the integration tests: a migrated database, and the bot on the web."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import Overrides, build
+from storage.db import make_engine
+from storage.migrate import upgrade
 from tests.fakes import CapturedWebhooks, MovableClock, RecordingMessenger
 from tests.service.chat import Customer
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An empty database, migrated (test_repositories has its own, on SQLite files and memory)."""
+    engine = make_engine(database_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

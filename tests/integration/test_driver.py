@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +19,7 @@ from conversations.ports import Claim, Outgoing
 from conversations.session import Session
 from storage.chats import SqlConversationStore
 from storage.customers import SqlContacts, upsert_customer
-from storage.db import make_engine
 from storage.driver import STATEMENTS, Driver, Work
-from storage.migrate import upgrade
 from storage.models import CustomerRow, table_of
 from storage.outbox import SqlOutbox
 from storage.pending_updates import SqlPendingUpdates
@@ -30,14 +27,6 @@ from storage.pending_updates import SqlPendingUpdates
 T0 = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
 KEY = ChatKey(Channel.TELEGRAM, "4242")
 LINE = Line("+51987654321", "Rosa Quispe", DocType.DNI, "45678912")
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def _every_per_message_write(engine: AsyncEngine) -> None:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Claim, Outgoing
-from storage.db import make_engine
-from storage.migrate import upgrade
 from storage.outbox import SqlOutbox
 
 T0 = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
 LEASE = T0 + timedelta(minutes=1)
 KEY = ChatKey(Channel.WHATSAPP, "+51987654321")
 RICH = Reply("Resumen", (Option("confirm", "Confirmar"),), Link("Pagar", "https://x.test/p"))
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_a_message_id_goes_in_once_and_comes_out_whole_in_order(engine: AsyncEngine):
