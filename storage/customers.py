@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import ChatKey, DocType, Line
 from conversations.ports import Contact
-from storage.driver import Driver, Statement, Work
+from storage.driver import Driver, Statement, Work, prefixed, set_columns
 from storage.models import CustomerRow, InboundMessageRow, SavedLineRow, table_of
 from storage.upserts import put
 
@@ -70,7 +70,7 @@ def upsert_customer(key: ChatKey, *, at: datetime, **also: Any) -> Work[int]:
     encrypt the chat id for nothing (a Fernet token per statement, bench/)."""
     values = {"last_seen_at": at, **also}
     chat = {"w_channel": key.channel.value, "w_chat_hash": key.chat_id}
-    found = (yield _seen(tuple(values)), {**chat, **_prefixed(values)}).rows
+    found = (yield _seen(tuple(values)), {**chat, **prefixed(values)}).rows
     if found:
         return int(found[0][0])
     keys = {"channel": key.channel.value, "chat_hash": key.chat_id}
@@ -88,13 +88,9 @@ def _seen(columns: tuple[str, ...]) -> Statement:
             customer.channel == bindparam("w_channel"),
             customer.chat_hash == bindparam("w_chat_hash"),
         )
-        .values({name: bindparam(f"v_{name}", type_=customer[name].type) for name in columns})
+        .values(set_columns(table_of(CustomerRow), columns))
         .returning(customer.id)
     )
-
-
-def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
-    return {f"v_{name}": value for name, value in values.items()}
 
 
 def delivered(key: ChatKey, message_id: str, *, at: datetime) -> Work[bool]:

@@ -33,20 +33,19 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Dialect, Select, UpdateBase
+from sqlalchemy import Dialect, Select, Table, UpdateBase, bindparam
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from storage.db import BUSY_TIMEOUT_MS
-from storage.sqlite_driver import Turns
+from storage.sqlite_driver import Turns, checked_out
 
 T = TypeVar("T")
 Processor = Callable[[Any], Any]
 
 
 class Result(NamedTuple):
-    rows: list[tuple[Any, ...]]  # processed: the values SQLAlchemy would hand back
+    rows: list[Any]  # processed, as SQLAlchemy hands them back: unpack them or read by name
     rowcount: int
 
 
@@ -111,12 +110,19 @@ class Statement:
     ) -> None:
         self._build = build
         self.columns = columns
+        self._built: dict[str, Built] = {}
         self._compiled: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
         STATEMENTS.append(self)
 
     def statement(self, dialect: Dialect) -> Built:
+        """The construct for ``dialect``, built once (``within`` runs it for every call)."""
         build = self._build
-        return build if isinstance(build, UpdateBase | Select) else build(dialect.name)
+        if isinstance(build, UpdateBase | Select):
+            return build
+        built = self._built.get(dialect.name)
+        if built is None:
+            built = self._built[dialect.name] = build(dialect.name)
+        return built
 
     def on(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect)
@@ -165,13 +171,25 @@ class Driver:
                     return _statements(conn, work, self.dialect, events)
                 ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
                 return ran
-        pooled = await self.engine.raw_connection()
-        try:
-            driver = pooled.driver_connection
+        async with checked_out(self.engine) as driver:
             return await _run_asyncpg(driver, work, self.dialect, write, events)
-        finally:
-            # Back to the pool, whose reset may talk to the driver: inside SQLAlchemy's bridge.
-            await greenlet_spawn(pooled.close)
+
+
+def changed(statement: Statement, params: Mapping[str, Any]) -> Work[int]:
+    """Run one statement; how many rows it changed."""
+    return (yield statement, params).rowcount
+
+
+def set_columns(table: Table, columns: Iterable[str]) -> dict[str, Any]:
+    """An UPDATE's SET from bound parameters ``v_<column>``, typed as their columns (an
+    UPDATE's parameter may not take its column's name; an expression around it would not
+    type it); run it with ``prefixed(values)``."""
+    return {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
+
+
+def prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of ``set_columns``'s SET for these column values."""
+    return {f"v_{name}": value for name, value in values.items()}
 
 
 def turns_of(engine: AsyncEngine) -> Turns:
@@ -193,7 +211,7 @@ async def within(db: AsyncConnection, work: Work[T]) -> T:
         statement, values = next(work)
         while True:
             result = await db.execute(statement.statement(db.dialect), dict(values))
-            rows = [tuple(row) for row in result] if result.returns_rows else []
+            rows = list(result) if result.returns_rows else []
             statement, values = work.send(Result(rows, result.rowcount))
     except StopIteration as done:
         value: T = done.value

@@ -41,7 +41,7 @@ from conversations.model import (
 )
 from conversations.ports import OrderChanges
 from storage.customers import customer_of, line_of, upsert_customer
-from storage.driver import Driver, Rollback, Statement, Work
+from storage.driver import Driver, Rollback, Statement, Work, changed, prefixed, set_columns
 from storage.models import OrderEventRow, OrderRow, ProcessedEventRow, table_of
 from storage.upserts import put
 
@@ -136,11 +136,11 @@ class SqlOrders:
     ) -> bool:
         """Reserve telling the customer about ``state`` until ``until``; False if told or taken."""
         params = {"order_id": order_id, "in_state": state.value, "until": until, "now": now}
-        return await self._driver.run(_changed(_CLAIM_NOTICE, params)) == 1
+        return await self._driver.run(changed(_CLAIM_NOTICE, params)) == 1
 
     async def notice_sent(self, order_id: str, state: OrderState) -> None:
         """Record that the customer was told about ``state`` and release the claim."""
-        await self._driver.run(_changed(_NOTICE_SENT, {"order_id": order_id, "told": state.value}))
+        await self._driver.run(changed(_NOTICE_SENT, {"order_id": order_id, "told": state.value}))
 
 
 _OPEN_STATES = frozenset({
@@ -167,10 +167,6 @@ class OrderStats:
         failures = sum(by_state.get(s.value, (0, 0))[0] for s in _FAILED_STATES)
         total = sum(count for count, _ in by_state.values())
         return cls(total, completed, sales, failures, pending)
-
-
-def _changed(statement: Statement, params: dict[str, Any]) -> Work[int]:
-    return (yield statement, params).rowcount
 
 
 def _add(order: Order) -> Work[None]:
@@ -233,16 +229,15 @@ def _moving(
         "refund_after": changes.refund_after,
         **_checkout_columns(changes.checkout),
     }
-    values = {f"v_{name}": value for name, value in given.items() if value is not None}
-    return _move_statement(from_, to, tuple(values)), values
+    values = {name: value for name, value in given.items() if value is not None}
+    return _move_statement(from_, to, tuple(values)), prefixed(values)
 
 
 @cache
 def _move_statement(
-    from_: frozenset[OrderState], to: OrderState, names: tuple[str, ...]
+    from_: frozenset[OrderState], to: OrderState, columns: tuple[str, ...]
 ) -> Statement:
-    # Typed as their columns: coalesce() would not tell the bind its type (UtcDateTime).
-    values: dict[str, Any] = {n[2:]: bindparam(n, type_=ORDER[n[2:]].type) for n in names}
+    values = set_columns(ORDERS, columns)
     if "refund_after" in values:  # the first hold's deadline stands
         values["refund_after"] = func.coalesce(ORDER.refund_after, values["refund_after"])
     states = sorted(state.value for state in from_)

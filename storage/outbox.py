@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Claim, Outgoing
-from storage.driver import Driver, Statement, Work
+from storage.driver import Driver, Statement, Work, changed, prefixed, set_columns
 from storage.models import OutboxRow, table_of
 from storage.upserts import upsert
 
@@ -109,13 +109,12 @@ def take(key: ChatKey, claim: Claim) -> Work[list[Outgoing]]:
 
 @cache
 def _set_statement(columns: tuple[str, ...]) -> Statement:
-    values: dict[str, Any] = {column: bindparam(f"v_{column}") for column in columns}
+    values = set_columns(_TABLE, columns)
     return Statement(update(_TABLE).where(_C.message_id == bindparam("id")).values(values))
 
 
 def _set(message_id: str, **values: Any) -> Work[None]:
-    statement = _set_statement(tuple(values))
-    yield statement, {"id": message_id, **{f"v_{name}": v for name, v in values.items()}}
+    yield _set_statement(tuple(values)), {"id": message_id, **prefixed(values)}
 
 
 @dataclass
@@ -134,7 +133,7 @@ class SqlOutbox:
 
     async def claim(self, message_id: str, *, until: datetime, now: datetime) -> bool:
         params = {"id": message_id, "until": until, "now": now}
-        return await self._driver.run(_count(_CLAIM, params)) > 0
+        return await self._driver.run(changed(_CLAIM, params)) > 0
 
     async def release(self, message_ids: Sequence[str], *, next_at: datetime) -> None:
         if message_ids:
@@ -193,10 +192,6 @@ class SqlOutbox:
             pruned = (await db.execute(stmt)).rowcount
             await db.commit()
         return pruned
-
-
-def _count(statement: Statement, params: dict[str, Any]) -> Work[int]:
-    return (yield statement, params).rowcount
 
 
 def _release(message_ids: Sequence[str], next_at: datetime) -> Work[None]:

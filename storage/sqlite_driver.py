@@ -150,7 +150,7 @@ class Turns:
             if self._record is not None:
                 await self._ended.wait()  # this turn is long enough: the queue's waiters first
             elif not await self._take():
-                async with _checked_out(self._engine) as driver:
+                async with checked_out(self._engine) as driver:
                     yield driver, True
                 return
         self._running += 1
@@ -192,7 +192,8 @@ class Turns:
 
 
 @asynccontextmanager
-async def _checked_out(engine: AsyncEngine) -> AsyncIterator[Any]:
+async def checked_out(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """A connection checked out of the pool the ordinary way, as its driver's own."""
     pooled = await engine.raw_connection()
     try:
         yield pooled.driver_connection
