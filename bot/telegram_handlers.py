@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,7 +40,7 @@ from conversations.masking import mask_chat
 from conversations.messages import LIMA, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Contacts, Messenger
-from conversations.service import ChatService
+from conversations.service import ChatService, Delivery
 
 if TYPE_CHECKING:
     from storage.orders import OrderStats
@@ -54,6 +55,8 @@ PRIVATE_ONLY = (
 )
 
 Context = ContextTypes.DEFAULT_TYPE
+# Called once the update's chat is saved: the webhook handling it in its request answers then.
+STORED: ContextVar[Callable[[], None]] = ContextVar("stored", default=lambda: None)
 StatsReader = Callable[..., Awaitable["OrderStats"]]
 
 
@@ -165,7 +168,10 @@ class TelegramHandlers:
     async def _handle(self, update: Update, event: Event) -> None:
         key = chat_key(update)
         assert key is not None, "first_delivery stops updates without a chat"
-        await self.chat.handle(key, event)  # replies that cannot go now stay in the outbox
+        # Replies that cannot go now stay in the outbox; the update is recorded as delivered with
+        # the chat's save (the webhook, handling it in its request, checked it was not before).
+        delivery = Delivery(str(update.update_id), STORED.get())
+        await self.chat.handle(key, event, delivery=delivery)
 
 
 def private(update: Update) -> bool:

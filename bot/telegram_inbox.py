@@ -1,14 +1,17 @@
-"""The Telegram webhook and its inbox: updates are kept in the database before Telegram's 200.
+"""The Telegram webhook and its inbox: an update is handled or kept before Telegram's 200.
 
 In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
-checks the secret header and keeps the update (``UpdateInbox``) before it answers, so a chat's
-updates are handled in update_id order even when they reach different replicas. Keeping it records
-the delivery too, so there ``first_delivery`` only stops updates without a chat. An update that
+checks the secret header and gives the update to ``UpdateInbox``. When this process can hold the
+chat at once and none of its updates wait, the update is handled in the request, and the chat's
+save records its delivery: one write. Otherwise it is kept in the database before the 200, so a
+chat's updates are handled in update_id order even when they reach different replicas; keeping it
+records the delivery too, so ``first_delivery`` only stops updates without a chat. An update that
 carries a card number is never kept: it goes straight to the handlers, whose guard drops it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -21,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from telegram import Update
 
-from bot.telegram_handlers import BotApplication, answer_button, chat_key, private
+from bot.telegram_handlers import STORED, BotApplication, answer_button, chat_key, private
 from conversations.cards import has_card_number
 from conversations.masking import mask_chat
 from conversations.model import ChatKey
@@ -34,9 +37,17 @@ PARSED_KEPT = 1_000  # parsed updates held for their drain (UpdateInbox)
 LEFT_AFTER = timedelta(seconds=30)  # kept this long: the replica that accepted it died
 
 
+class Seen(Protocol):
+    @property
+    def delivered(self) -> bool: ...
+    @property
+    def waiting(self) -> bool: ...
+
+
 class PendingUpdates(Protocol):
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool: ...
     async def take(self, key: ChatKey) -> tuple[str | None, bool]: ...
+    async def seen(self, key: ChatKey, update_id: int) -> Seen: ...
     async def chats(self, *, kept_before: datetime | None = None) -> list[ChatKey]: ...
 
 
@@ -59,21 +70,68 @@ class UpdateInbox:
     _parsed: dict[int, Update] = field(default_factory=dict, init=False)
 
     async def accept(self, update: Update, body: str) -> None:
-        """Keep the update, then handle its chat's updates in the background."""
+        """Handle the update now if this process can hold its chat at once and nothing of the
+        chat waits; else keep it, and handle its chat's updates in the background."""
         key = chat_key(update)
         # Nothing to order; a group or channel, where nothing is kept; or a card number typed by
         # mistake, which must never reach the disk (the handlers' guard drops it and warns):
         # straight to the handlers.
         if key is None or not private(update) or carries_card(update):
             await self.application.update_queue.put(update)
-        elif await self.pending.add(key, update.update_id, body, at=self.clock()):
+            return
+        stored = asyncio.get_running_loop().create_future()
+        self.application.create_task(self._handle_or_keep(key, update, body, stored), update=update)
+        await stored  # Telegram's 200 once the update is saved or kept, not after the replies
+
+    async def _handle_or_keep(
+        self, key: ChatKey, update: Update, body: str, stored: asyncio.Future[None]
+    ) -> None:
+        """Handle the update if the chat is free, else keep it; ``stored`` is done as soon as
+        the update is saved or kept (or with the error that stopped it)."""
+
+        def saved() -> None:
+            if not stored.done():
+                stored.set_result(None)
+
+        try:
+            async with self.locks.hold_now(key) as held:
+                seen = await self.pending.seen(key, update.update_id) if held else None
+                if seen and seen.delivered:
+                    await self._repeated(key, update)
+                    return
+                if seen and not seen.waiting:
+                    # The common path: one write, the chat's save, which records the delivery
+                    # too. A crash before it leaves Telegram without its 200: it sends it again.
+                    token = STORED.set(saved)
+                    try:
+                        await self.application.process_update(update)
+                    finally:
+                        STORED.reset(token)
+                    return
+            await self._keep(key, update, body)
+        except asyncio.CancelledError:
+            stored.cancel()
+            raise
+        except Exception as error:
+            if not stored.done():
+                stored.set_exception(error)
+            raise
+        finally:
+            saved()
+
+    async def _keep(self, key: ChatKey, update: Update, body: str) -> None:
+        """Keep the update for its chat's drain, behind the chat's kept ones or its holder."""
+        if await self.pending.add(key, update.update_id, body, at=self.clock()):
             if len(self._parsed) >= PARSED_KEPT:
                 del self._parsed[next(iter(self._parsed))]  # the oldest
             self._parsed[update.update_id] = update
             self.application.create_task(self.drain(key), update=update)
         else:
-            logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
-            await answer_button(update.callback_query)  # the button's spinner stops all the same
+            await self._repeated(key, update)
+
+    async def _repeated(self, key: ChatKey, update: Update) -> None:
+        logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
+        await answer_button(update.callback_query)  # the button's spinner stops all the same
 
     async def drain(self, key: ChatKey) -> None:
         """Handle the chat's kept updates, oldest first, while holding the chat."""

@@ -28,10 +28,13 @@ class ConversationStore(Protocol):
         *,
         outgoing: Sequence[Outgoing] = (),
         claim: Claim | None = None,
+        delivery: str | None = None,
     ) -> Sequence[Outgoing]:
         """Store the chat's state and put ``outgoing`` in the outbox, in one transaction; with
         ``claim``, also take the chat's messages to send now (as ``Outbox.take``) and return
-        them, so the common path of a message is that one write."""
+        them, so the common path of a message is that one write. ``delivery``: the channel's id
+        of the message answered, recorded as delivered in the same write (as
+        ``Contacts.first_delivery``), so a repeat of it is dropped once the answer is stored."""
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None: ...
 
@@ -186,6 +189,10 @@ class HandoffNotes(Protocol):
 class ChatLocks(Protocol):
     def hold(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
         """Hold the chat while one update is handled, so its updates go one at a time."""
+
+    def hold_now(self, key: ChatKey) -> AbstractAsyncContextManager[bool]:
+        """Hold the chat only if nobody holds or waits for it, without waiting for it; yields
+        whether it is held (the Telegram webhook then answers the update in its request)."""
 
 
 class Messenger(Protocol):

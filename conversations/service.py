@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -90,6 +90,14 @@ class KeyedLocks:
             if not self._users[key]:
                 del self._users[key], self._locks[key]
 
+    @asynccontextmanager
+    async def hold_now(self, key: ChatKey) -> AsyncIterator[bool]:
+        if key in self._users:  # held, or waited for
+            yield False
+            return
+        async with self.hold(key):  # a free lock is taken without a pause
+            yield True
+
 
 _HELD: ContextVar[frozenset[ChatKey]] = ContextVar("chats_held", default=frozenset())
 
@@ -113,11 +121,39 @@ class ReentrantLocks:
             yield
             return
         async with self._inner.hold(key):
-            token = _HELD.set(held | {key})
-            try:
+            with _holding(held | {key}):
                 yield
-            finally:
-                _HELD.reset(token)
+
+    @asynccontextmanager
+    async def hold_now(self, key: ChatKey) -> AsyncIterator[bool]:
+        held = _HELD.get()
+        if key in held:
+            yield True
+            return
+        async with self._inner.hold_now(key) as now:
+            if not now:
+                yield False
+                return
+            with _holding(held | {key}):
+                yield True
+
+
+@contextmanager
+def _holding(held: frozenset[ChatKey]) -> Iterator[None]:
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The channel's message an event came in: recorded as delivered with the chat's save, after
+    which ``stored`` is called (what the message changed is durable; only sending is left)."""
+
+    id: str
+    stored: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -140,7 +176,7 @@ class ChatService:
     # The packages on sale now (operators edit them while the bot runs); None: rules.catalogue.
     catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
-    async def handle(self, key: ChatKey, event: Event) -> None:
+    async def handle(self, key: ChatKey, event: Event, *, delivery: Delivery | None = None) -> None:
         """Feed one event to the chat's conversation and send the replies, in order.
 
         Replies go through the outbox: saved with the chat's new state, then sent, after what
@@ -151,10 +187,13 @@ class ChatService:
             if isinstance(event, Text | Choice):
                 stopped = await self.guard.screen(key, event, self.store, now=self.clock())
             if stopped is None:
-                taken = await self._run(key, event, customer_wrote=wrote)
+                delivered = delivery.id if delivery else None
+                taken = await self._run(key, event, customer_wrote=wrote, delivery=delivered)
             else:  # a flood, or a card number: the machine never sees it
                 await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
                 taken = None
+            if delivery:
+                delivery.stored()
             if taken is None:
                 await self.courier.flush(key, customer_wrote=wrote)
             else:
@@ -198,7 +237,7 @@ class ChatService:
         await self.handle(key, HandedBack())
 
     async def _run(
-        self, key: ChatKey, event: Event, *, customer_wrote: bool
+        self, key: ChatKey, event: Event, *, customer_wrote: bool, delivery: str | None = None
     ) -> Sequence[Outgoing] | None:
         """Step the conversation and save it with its replies, taking what the chat has to send
         in the same transaction; None when nothing was taken (the chat was erased)."""
@@ -221,7 +260,9 @@ class ChatService:
             await self.courier.outbox.add(outgoing, at=self.clock())
             return None
         claim = self.courier.claim(customer_wrote=customer_wrote)
-        return await self.store.save(key, session, outgoing=outgoing, claim=claim)
+        return await self.store.save(
+            key, session, outgoing=outgoing, claim=claim, delivery=delivery
+        )
 
     async def rules_now(self) -> Rules:
         """The rules with the packages on sale now (operators may hide one at any moment)."""

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conversations.model import ChatKey, Line, OrderState
 from conversations.ports import Claim, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
-from storage.customers import chat_params, of_chat, saved_lines, upsert_customer
+from storage.customers import chat_params, inbound, of_chat, saved_lines, upsert_customer
 from storage.driver import Driver, Statement, Work
 from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
 from storage.orders import BOUGHT, ORDER, ORDERS, purchase_of
 from storage.outbox import put_outgoing, take
+from storage.pending_updates import answered
 from storage.upserts import put
 
 
@@ -52,10 +53,13 @@ class SqlConversationStore:
         *,
         outgoing: Sequence[Outgoing] = (),
         claim: Claim | None = None,
+        delivery: str | None = None,
     ) -> Sequence[Outgoing]:
         """Store the chat's state and its replies to send, and with ``claim`` take what the chat
-        has to send now (the profile is kept by record_consent and remember_line)."""
-        return await self._driver.run(_save(key, session, outgoing, claim, at=self.clock()))
+        has to send now (the profile is kept by record_consent and remember_line); with
+        ``delivery``, record the message answered as delivered, in the same transaction."""
+        work = _save(key, session, outgoing, claim, delivery, at=self.clock())
+        return await self._driver.run(work)
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
         """Record that the customer accepted privacy notice ``version`` at ``at``."""
@@ -96,10 +100,15 @@ def _save(
     session: Session,
     outgoing: Sequence[Outgoing],
     claim: Claim | None,
+    delivery: str | None,
     *,
     at: datetime,
 ) -> Work[Sequence[Outgoing]]:
-    customer_id = yield from upsert_customer(key, at=at)
+    heard: dict[str, Any] = {}
+    if delivery is not None:
+        heard = yield from inbound(key, delivery, at=at)
+        yield from answered(key, delivery)
+    customer_id = yield from upsert_customer(key, at=at, **heard)
     values = {"state": dump_session(session), "updated_at": at}
     yield from put(ConversationRow, {"customer_id": customer_id}, values)
     yield from put_outgoing(outgoing, at=at)

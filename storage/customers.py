@@ -96,11 +96,19 @@ def _seen(columns: tuple[str, ...]) -> Statement:
 def delivered(key: ChatKey, message_id: str, *, at: datetime) -> Work[bool]:
     """Record an inbound message id and that the chat wrote at ``at`` (so it is reachable again);
     False, with nothing written, when the id was seen before."""
+    heard = yield from inbound(key, message_id, at=at)
+    if heard:
+        yield from upsert_customer(key, at=at, **heard)
+    return bool(heard)
+
+
+def inbound(key: ChatKey, message_id: str, *, at: datetime) -> Work[dict[str, Any]]:
+    """Record an inbound message id; the customer's columns its first delivery sets (the chat
+    wrote, so it is reachable again), none when the id was seen before."""
     keys = {"channel": key.channel.value, "message_id": message_id}
     if not (yield from put(InboundMessageRow, keys, {}, new={"received_at": at})).rowcount:
-        return False
-    yield from upsert_customer(key, at=at, last_inbound_at=at, unreachable_at=None)
-    return True
+        return {}
+    return {"last_inbound_at": at, "unreachable_at": None}
 
 
 def customer_of(key: ChatKey) -> Any:

@@ -46,3 +46,12 @@ class AdvisoryChatLocks:
                 await autocommit.execute(
                     text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id(key)}
                 )
+
+    @asynccontextmanager
+    async def hold_now(self, key: ChatKey) -> AsyncIterator[bool]:
+        """Not held or waited for here: hold it (waiting for another replica that holds it)."""
+        if key in self._local._users:
+            yield False
+            return
+        async with self.hold(key):
+            yield True

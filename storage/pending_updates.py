@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conversations.model import Channel, ChatKey
 from storage.customers import delivered
 from storage.driver import Driver, Statement, Work
-from storage.models import PendingUpdateRow, table_of
+from storage.models import InboundMessageRow, PendingUpdateRow, table_of
 from storage.upserts import put
 
 _TABLE = table_of(PendingUpdateRow)
@@ -35,6 +35,23 @@ _TAKE = Statement(
 _MORE = Statement(
     select(_TABLE.c.update_id).where(_TABLE.c.chat_hash == bindparam("chat_hash")).limit(1)
 )
+_DROP = Statement(delete(_TABLE).where(_TABLE.c.update_id == bindparam("update_id")))
+_INBOUND = table_of(InboundMessageRow).c
+_SEEN = Statement(
+    select(_INBOUND.message_id).where(
+        _INBOUND.channel == Channel.TELEGRAM.value,
+        _INBOUND.message_id == bindparam("message_id"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the database knows of an update arriving: delivered before; the chat has updates
+    kept (older ones, which go first)."""
+
+    delivered: bool
+    waiting: bool
 
 
 @dataclass
@@ -57,6 +74,10 @@ class SqlPendingUpdates:
         customer repeats it) rather than handling it twice, which could open a second checkout.
         """
         return await self._driver.run(_take(key))
+
+    async def seen(self, key: ChatKey, update_id: int) -> Seen:
+        """Whether the update was delivered before, and whether its chat has updates kept."""
+        return await self._driver.run(_seen(key, update_id), write=False)
 
     async def chats(self, *, kept_before: datetime | None = None) -> list[ChatKey]:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped);
@@ -84,3 +105,15 @@ def _take(key: ChatKey) -> Work[tuple[str | None, bool]]:
     if not taken:
         return None, False
     return taken[0][0], bool((yield _MORE, chat).rows)
+
+
+def _seen(key: ChatKey, update_id: int) -> Work[Seen]:
+    delivered = (yield _SEEN, {"message_id": str(update_id)}).rows
+    return Seen(bool(delivered), bool((yield _MORE, {"chat_hash": key.chat_id}).rows))
+
+
+def answered(key: ChatKey, delivery: str) -> Work[None]:
+    """A Telegram update answered in its webhook's request: a copy of it kept meanwhile (Telegram
+    repeated it to another replica while the first was under way) is dropped, not handled again."""
+    if key.channel is Channel.TELEGRAM:
+        yield _DROP, {"update_id": int(delivery)}

@@ -29,13 +29,14 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.ports import OrderChanges
+from conversations.ports import Contact, OrderChanges
 from conversations.session import Draft, Payment, Profile, Session, Step
 from storage.chats import SqlConversationStore
+from storage.customers import SqlContacts
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.orders import SqlOrders
-from storage.pending_updates import SqlPendingUpdates
+from storage.pending_updates import Seen, SqlPendingUpdates
 
 S = OrderState
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -509,3 +510,44 @@ async def test_an_update_delivered_before_is_not_kept_again(engine: AsyncEngine)
 
     assert await inbox.add(a_key(), 10, '{"update_id": 10}', at=T0) is False
     assert await inbox.take(a_key()) == (None, False)
+
+
+async def test_the_inbox_sees_an_update_delivered_before_and_the_chats_kept_ones(
+    engine: AsyncEngine,
+):
+    inbox, contacts = SqlPendingUpdates(engine), SqlContacts(engine)
+    chat, other = a_key("1001"), a_key("2002")
+    await contacts.first_delivery(chat, "7", at=T0)
+    await inbox.add(other, 8, '{"update_id": 8}', at=T0)
+
+    assert await inbox.seen(chat, 7) == Seen(delivered=True, waiting=False)
+    assert await inbox.seen(chat, 9) == Seen(delivered=False, waiting=False)
+    assert await inbox.seen(other, 9) == Seen(delivered=False, waiting=True)
+
+
+async def test_a_save_records_its_delivery_and_drops_a_copy_of_it_kept_meanwhile(
+    engine: AsyncEngine, store: SqlConversationStore
+):
+    """Telegram sent the update again while the first was being handled: the copy kept then
+    is not handled a second time, and a later repeat is dropped."""
+    inbox, contacts = SqlPendingUpdates(engine), SqlContacts(engine)
+    await contacts.mark(a_key(), at=T0, unreachable=True)
+    assert await inbox.add(a_key(), 7, '{"update_id": 7}', at=T0)  # the repeat, kept
+
+    await store.save(a_key(), Session(), delivery="7")
+
+    assert await inbox.take(a_key()) == (None, False)
+    assert await contacts.first_delivery(a_key(), "7", at=T0) is False
+    assert await contacts.contact(a_key()) == Contact(last_inbound_at=T0)  # reachable again
+
+
+async def test_a_save_of_a_delivery_recorded_before_changes_only_the_chat(
+    engine: AsyncEngine, store: SqlConversationStore
+):
+    contacts = SqlContacts(engine)
+    await contacts.first_delivery(a_key(), "7", at=T0 - timedelta(minutes=5))
+
+    await store.save(a_key(), Session(step=Step.ASK_NAME), delivery="7")
+
+    assert (await contacts.contact(a_key())).last_inbound_at == T0 - timedelta(minutes=5)
+    assert (await store.load(a_key())).step is Step.ASK_NAME

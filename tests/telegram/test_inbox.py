@@ -1,4 +1,5 @@
-"""The inbox hands its drain the update the webhook parsed, and holds only so many of them."""
+"""The inbox handles an update in its request when the chat is free, else keeps it for the chat's
+drain, which gets the update the webhook parsed; it holds only so many of them."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from telegram.ext import Application, TypeHandler
 from bot.settings import Settings
 from bot.telegram_app import telegram_application
 from bot.telegram_inbox import PARSED_KEPT, UpdateInbox
-from conversations.model import ChatKey
+from conversations.model import Channel, ChatKey
 from conversations.service import KeyedLocks
+from storage.pending_updates import Seen
 from tests.telegram.user import message_update
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -28,10 +30,14 @@ class Kept:
 
     bodies: deque[str] = field(default_factory=deque)
     others: bool = False
+    delivered: set[int] = field(default_factory=set)
 
     async def add(self, key: ChatKey, update_id: int, body: str, *, at: datetime) -> bool:
         self.bodies.append(body)
         return True
+
+    async def seen(self, key: ChatKey, update_id: int) -> Seen:
+        return Seen(update_id in self.delivered, self.others or bool(self.bodies))
 
     async def take(self, key: ChatKey) -> tuple[str | None, bool]:
         if self.others or not self.bodies:
@@ -71,10 +77,43 @@ async def accept(box: UpdateInbox, chat_id: int, update_id: int) -> Update:
     return update
 
 
+async def test_an_update_of_a_free_chat_is_handled_in_the_request_and_nothing_is_kept(application):
+    kept = Kept()
+    box, handled = inbox(application, kept)
+
+    given = await accept(box, 3001, 10)
+
+    assert handled == [given] and not kept.bodies and box._parsed == {}
+
+
+async def test_a_repeated_update_is_not_handled_again(application):
+    box, handled = inbox(application, Kept(delivered={10}))
+
+    await accept(box, 3001, 10)
+    await application.stop()
+
+    assert handled == []
+
+
+async def test_an_update_behind_kept_ones_of_its_chat_is_kept_and_handled_after_them(application):
+    kept = Kept()
+    box, handled = inbox(application, kept)
+    async with box.locks.hold(ChatKey(Channel.TELEGRAM, "3001")):  # the chat is busy: kept
+        await accept(box, 3001, 10)
+    assert kept.bodies and handled == []
+
+    await accept(box, 3001, 11)  # the chat is free again, but 10 waits: 11 goes behind it
+    await application.stop()
+
+    assert [update.update_id for update in handled] == [10, 11]
+
+
 async def test_the_drain_handles_the_update_the_webhook_parsed_and_then_holds_none(application):
     box, handled = inbox(application, Kept())
 
-    given = [await accept(box, 3001, update_id) for update_id in (10, 11)]
+    async with box.locks.hold(ChatKey(Channel.TELEGRAM, "3001")):  # the chat is busy: kept
+        given = [await accept(box, 3001, update_id) for update_id in (10, 11)]
+        assert handled == []
     await application.stop()  # waits for the drains it was given
 
     assert [update.update_id for update in handled] == [10, 11]

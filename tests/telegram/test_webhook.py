@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.telegram.conftest import ADMIN_ID
 from tests.telegram.user import button_update, buttons, link_url, message_update
@@ -156,3 +161,61 @@ async def test_a_held_top_up_alerts_the_operators_in_their_telegram_chat(bot, us
     [alert] = api.texts(ADMIN_ID)
     assert alert.startswith("⚠️ Alerta de RecargaBot:")
     assert "987650002" not in alert and "650 002" not in alert  # the order id, not the number
+
+
+@dataclass
+class Writes:
+    """The database's transactions as the engine's listeners see them; those that wrote."""
+
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    statements: list[str] = field(default_factory=list)
+    writes: list[list[str]] = field(default_factory=list)
+
+    def listen(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+        event.listen(engine.sync_engine, "commit", self._commit)
+
+    def marked_sent(self) -> int:
+        return sum(all(s.startswith("UPDATE outbox") for s in tx) for tx in self.writes)
+
+    async def wait_marked_sent(self, count: int) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: self.marked_sent() >= count), 10)
+
+    def _statement(self, _c: Any, _k: Any, sql: str, *_: Any) -> None:
+        self.statements.append(sql.lstrip())
+
+    def _commit(self, _c: Any) -> None:
+        done, self.statements = self.statements, []
+        if any(s.startswith(("INSERT", "UPDATE", "DELETE")) for s in done):
+            self.writes.append(done)
+            asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+
+async def test_a_message_of_a_free_chat_is_one_write_before_its_200_and_one_for_sent(
+    bot, user, api
+):
+    """The update, the chat's new state and its reply are stored together; then the reply goes
+    (Telegram's 200 does not wait for it), and its sending is recorded."""
+    _, services = bot
+    writes, maria = Writes(), user(3301)
+    writes.listen(services.engine)
+    await maria.say("/start")
+    await writes.wait_marked_sent(1)
+    before = len(writes.writes)
+
+    reply_may_go = api.hold(3301)
+    assert await maria.post(message_update(3301, "/ayuda")) == 200  # its reply is still held
+    by_the_200 = writes.writes[before:]
+    reply_may_go.set()
+    await api.wait_sent(3301, 2)
+    await writes.wait_marked_sent(2)
+
+    assert len(by_the_200) == 1
+    assert any(s.startswith("INSERT INTO inbound_messages") for s in by_the_200[0])
+    assert any(s.startswith("INSERT INTO conversations") for s in by_the_200[0])
+    assert len(writes.writes) - before == 2 and "Te ayudo" in api.texts(3301)[1]
