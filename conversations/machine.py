@@ -206,6 +206,9 @@ Effect = (
     Say | CheckOperator | RecordConsent | RememberLine | OpenCheckout | CancelCheckout | ShowHistory
     | ShowPersonalData | ErasePersonalData | RecordPromos | CallPerson | NoteForPerson
 )  # fmt: skip
+# What a step keeps of the customer (consent, the promo answer, a saved line): stored with the
+# chat's new state, in its save.
+ProfileChange = RecordConsent | RecordPromos | RememberLine
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from conversations.limits import CheckoutUsage, RecipientUsage
-from conversations.machine import Verdict
+from conversations.machine import ProfileChange, Verdict
 from conversations.messages import Reply
-from conversations.model import ChatKey, Checkout, Line, Order, OrderState, PersonalData
+from conversations.model import ChatKey, Checkout, Order, OrderState, PersonalData
 from conversations.packages import Offer
 from conversations.session import Session
 
@@ -29,19 +29,15 @@ class ConversationStore(Protocol):
         outgoing: Sequence[Outgoing] = (),
         claim: Claim | None = None,
         delivery: str | None = None,
+        profile: Sequence[ProfileChange] = (),
     ) -> Sequence[Outgoing]:
         """Store the chat's state and put ``outgoing`` in the outbox, in one transaction; with
         ``claim``, also take the chat's messages to send now (as ``Outbox.take``) and return
         them, so the common path of a message is that one write. ``delivery``: the channel's id
         of the message answered, recorded as delivered in the same write (as
-        ``Contacts.first_delivery``), so a repeat of it is dropped once the answer is stored."""
-
-    async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None: ...
-
-    async def record_promos(self, key: ChatKey, *, opt_in: bool | None, at: datetime) -> None:
-        """Record the promo question asked (None) or answered: yes opts in, no opts out."""
-
-    async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None: ...
+        ``Contacts.first_delivery``), so a repeat of it is dropped once the answer is stored.
+        ``profile``: what the step keeps of the customer, in that write too (a promo answer of
+        yes opts in and lifts a BAJA, no opts out; a line given again replaces its owner)."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from conversations.machine import (
     OperatorChecked,
     OrderSettled,
     PersonalDataLoaded,
+    ProfileChange,
     RecordConsent,
     RecordPromos,
     RememberLine,
@@ -245,6 +246,7 @@ class ChatService:
         rules = await self.rules_now()
         pending: list[Event] = [event]
         replies: list[Reply] = []
+        profile: list[ProfileChange] = []  # kept with the save
         erased = False
         while pending:
             transition = step(session, pending.pop(0), rules)
@@ -253,6 +255,8 @@ class ChatService:
                 erased = erased or isinstance(effect, ErasePersonalData)
                 if isinstance(effect, Say):
                     replies.append(effect.reply)
+                elif isinstance(effect, RecordConsent | RecordPromos | RememberLine):
+                    profile.append(effect)
                 elif (follow := await self._perform(key, effect)) is not None:
                     pending.append(follow)
         outgoing = self._outgoing(key, event, replies)
@@ -261,7 +265,7 @@ class ChatService:
             return None
         claim = self.courier.claim(customer_wrote=customer_wrote)
         return await self.store.save(
-            key, session, outgoing=outgoing, claim=claim, delivery=delivery
+            key, session, outgoing=outgoing, claim=claim, delivery=delivery, profile=profile
         )
 
     async def rules_now(self) -> Rules:
@@ -284,12 +288,6 @@ class ChatService:
         match effect:
             case CheckOperator(msisdn):
                 return OperatorChecked(msisdn, await self._operator_of(msisdn))
-            case RecordConsent(version):
-                await self.store.record_consent(key, version=version, at=self.clock())
-            case RecordPromos(opt_in):
-                await self.store.record_promos(key, opt_in=opt_in, at=self.clock())
-            case RememberLine(line):
-                await self.store.remember_line(key, line, at=self.clock())
             case OpenCheckout(purchase):
                 return await self._open_checkout(key, purchase)
             case CancelCheckout(order_id):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conversations.machine import ProfileChange, RecordConsent, RecordPromos, RememberLine
 from conversations.model import ChatKey, Line, OrderState
 from conversations.ports import Claim, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
@@ -54,31 +55,25 @@ class SqlConversationStore:
         outgoing: Sequence[Outgoing] = (),
         claim: Claim | None = None,
         delivery: str | None = None,
+        profile: Sequence[ProfileChange] = (),
     ) -> Sequence[Outgoing]:
-        """Store the chat's state and its replies to send, and with ``claim`` take what the chat
-        has to send now (the profile is kept by record_consent and remember_line); with
-        ``delivery``, record the message answered as delivered, in the same transaction."""
-        work = _save(key, session, outgoing, claim, delivery, at=self.clock())
+        """Store the chat's state, what the step kept of the customer and its replies to send,
+        and with ``claim`` take what the chat has to send now; with ``delivery``, record the
+        message answered as delivered: one transaction."""
+        work = _save(key, session, outgoing, claim, delivery, profile, at=self.clock())
         return await self._driver.run(work)
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
         """Record that the customer accepted privacy notice ``version`` at ``at``."""
-        await self._driver.run(
-            upsert_customer(key, at=at, consent_version=version, consented_at=at)
-        )
+        await self._driver.run(_keep(key, [RecordConsent(version)], at=at))
 
     async def record_promos(self, key: ChatKey, *, opt_in: bool | None, at: datetime) -> None:
         """Record the promo question asked (None) or answered; a yes also lifts a BAJA."""
-        values: dict[str, Any] = {"promos_asked_at": at}
-        if opt_in is not None:
-            values["promos_opt_in_at"] = at if opt_in else None
-        if opt_in:
-            values["opted_out_at"] = None
-        await self._driver.run(upsert_customer(key, at=at, **values))
+        await self._driver.run(_keep(key, [RecordPromos(opt_in)], at=at))
 
     async def remember_line(self, key: ChatKey, line: Line, *, at: datetime) -> None:
         """Save the line for next time, replacing the owner and document if it was saved before."""
-        await self._driver.run(_remember_line(key, line, at=at))
+        await self._driver.run(_keep(key, [RememberLine(line)], at=at))
 
 
 def _load(key: ChatKey) -> Work[Session]:
@@ -101,6 +96,7 @@ def _save(
     outgoing: Sequence[Outgoing],
     claim: Claim | None,
     delivery: str | None,
+    profile: Sequence[ProfileChange],
     *,
     at: datetime,
 ) -> Work[Sequence[Outgoing]]:
@@ -108,15 +104,37 @@ def _save(
     if delivery is not None:
         heard = yield from inbound(key, delivery, at=at)
         yield from answered(key, delivery)
-    customer_id = yield from upsert_customer(key, at=at, **heard)
+    customer_id = yield from _keep(key, profile, at=at, **heard)
     values = {"state": dump_session(session), "updated_at": at}
     yield from put(ConversationRow, {"customer_id": customer_id}, values)
     yield from put_outgoing(outgoing, at=at)
     return (yield from take(key, claim)) if claim is not None else ()
 
 
-def _remember_line(key: ChatKey, line: Line, *, at: datetime) -> Work[None]:
-    customer_id = yield from upsert_customer(key, at=at)
+def _keep(
+    key: ChatKey, profile: Sequence[ProfileChange], *, at: datetime, **also: Any
+) -> Work[int]:
+    """Upsert the chat's customer with ``also`` and the changes to its profile, in one statement
+    for its own columns, then the lines to remember; return its id."""
+    columns = dict(also)
+    for change in profile:
+        match change:
+            case RecordConsent(version):
+                columns |= {"consent_version": version, "consented_at": at}
+            case RecordPromos(opt_in):
+                columns["promos_asked_at"] = at
+                if opt_in is not None:
+                    columns["promos_opt_in_at"] = at if opt_in else None
+                if opt_in:
+                    columns["opted_out_at"] = None
+    customer_id = yield from upsert_customer(key, at=at, **columns)
+    for change in profile:
+        if isinstance(change, RememberLine):
+            yield from _remember_line(customer_id, change.line, at=at)
+    return customer_id
+
+
+def _remember_line(customer_id: int, line: Line, *, at: datetime) -> Work[None]:
     values = {
         "owner_name": line.owner_name,
         "doc_type": line.doc_type.value,

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conversations.machine import RecordConsent, RecordPromos, RememberLine
 from conversations.model import (
     Channel,
     ChatKey,
@@ -551,3 +552,14 @@ async def test_a_save_of_a_delivery_recorded_before_changes_only_the_chat(
 
     assert (await contacts.contact(a_key())).last_inbound_at == T0 - timedelta(minutes=5)
     assert (await store.load(a_key())).step is Step.ASK_NAME
+
+
+async def test_a_save_keeps_what_the_step_kept_of_the_customer(store: SqlConversationStore):
+    profile = [RecordConsent("2026-01"), RecordPromos(opt_in=True), RememberLine(a_line())]
+
+    await store.save(a_key(), Session(step=Step.ASK_NAME), profile=profile)
+
+    loaded = await store.load(a_key())
+    assert loaded.step is Step.ASK_NAME
+    assert loaded.profile.consented and loaded.profile.promos_asked
+    assert loaded.profile.lines == (a_line(),)
