@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from conversations.errors import (
@@ -80,7 +80,6 @@ class Fulfilment:
     # once per order state, so a resend through it would be dropped as already sent.
     retell: Callable[[Order], Awaitable[None]] | None = None
     stale_after: timedelta = timedelta(minutes=2)
-    notice_lease: timedelta = timedelta(minutes=5)
 
     async def record(self, event: PaymentEvent) -> None:
         """Apply a verified payment webhook to its order; the work it causes is left to resume()."""
@@ -188,7 +187,7 @@ class Fulfilment:
         changes = OrderChanges(operation_id=operation_id)
         if await self._move(order, IN_FLIGHT, S.COMPLETED, changes):
             logger.info("order=%s completed", order.id)
-            await self.tell_customer(order.id)
+            await self.tell(replace(order, state=S.COMPLETED, operation_id=operation_id))
 
     async def _rejected(self, order: Order, rejected: TopUpRejected) -> None:
         if rejected.kind is FailureKind.PERMANENT:
@@ -294,18 +293,12 @@ class Fulfilment:
             await self.tell_customer(order.id)
 
     async def tell_customer(self, order_id: str) -> None:
-        """Tell the customer how the order ended, once (again only after a crash mid-way)."""
+        """Tell the customer how the order ended. ``tell`` puts the notice in the chat's outbox,
+        which owns its delivery, and records it told in that write: it goes once, however many
+        tellers (this push, a pass, another replica) try."""
         order = await self.orders.get(order_id)
-        if order is None or order.state not in SETTLED_STATES:
-            return
-        now = self.clock()
-        if not await self.work.claim_notice(
-            order.id, order.state, until=now + self.notice_lease, now=now
-        ):
-            return
-        # ``tell`` puts the notice in the chat's outbox, which owns its delivery and retries.
-        await self.tell(order)
-        await self.work.notice_sent(order.id, order.state)
+        if order is not None and order.state in SETTLED_STATES:
+            await self.tell(order)
 
     async def _move(
         self,

@@ -30,6 +30,7 @@ class ConversationStore(Protocol):
         claim: Claim | None = None,
         delivery: str | None = None,
         profile: Sequence[ProfileChange] = (),
+        notice: Order | None = None,
     ) -> Sequence[Outgoing]:
         """Store the chat's state and put ``outgoing`` in the outbox, in one transaction; with
         ``claim``, also take the chat's messages to send now (as ``Outbox.take``) and return
@@ -37,7 +38,10 @@ class ConversationStore(Protocol):
         of the message answered, recorded as delivered in the same write (as
         ``Contacts.first_delivery``), so a repeat of it is dropped once the answer is stored.
         ``profile``: what the step keeps of the customer, in that write too (a promo answer of
-        yes opts in and lifts a BAJA, no opts out; a line given again replaces its owner)."""
+        yes opts in and lifts a BAJA, no opts out; a line given again replaces its owner).
+        ``notice``: the order whose outcome the replies tell, recorded as told in that write;
+        when it was told already, or has moved on from that state, nothing is stored and
+        nothing taken (the notice goes once)."""
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,6 @@ class Orders(Protocol):
 class OrderWork(Protocol):
     async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
         """Orders a worker must push on: paid, stuck, failed, expired links, or not yet told."""
-
-    async def claim_notice(
-        self, order_id: str, state: OrderState, *, until: datetime, now: datetime
-    ) -> bool:
-        """Reserve telling the customer about ``state``; False if told or being told."""
-
-    async def notice_sent(self, order_id: str, state: OrderState) -> None: ...
 
 
 @dataclass(frozen=True)

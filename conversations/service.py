@@ -264,9 +264,11 @@ class ChatService:
             await self.courier.outbox.add(outgoing, at=self.clock())
             return None
         claim = self.courier.claim(customer_wrote=customer_wrote)
+        notice = event.order if isinstance(event, OrderSettled) else None
         return await self.store.save(
-            key, session, outgoing=outgoing, claim=claim, delivery=delivery, profile=profile
-        )
+            key, session, outgoing=outgoing, claim=claim, delivery=delivery, profile=profile,
+            notice=notice,
+        )  # fmt: skip
 
     async def rules_now(self) -> Rules:
         """The rules with the packages on sale now (operators may hide one at any moment)."""

@@ -16,13 +16,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.machine import ProfileChange, RecordConsent, RecordPromos, RememberLine
-from conversations.model import ChatKey, Line, OrderState
+from conversations.model import ChatKey, Line, Order, OrderState
 from conversations.ports import Claim, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
 from storage.customers import chat_params, inbound, of_chat, saved_lines, upsert_customer
-from storage.driver import Driver, Statement, Work
+from storage.driver import Driver, Rollback, Statement, Work, changed
 from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
-from storage.orders import BOUGHT, ORDER, ORDERS, purchase_of
+from storage.orders import BOUGHT, ORDER, ORDERS, TOLD, purchase_of
 from storage.outbox import put_outgoing, take
 from storage.pending_updates import answered
 from storage.upserts import put
@@ -56,11 +56,13 @@ class SqlConversationStore:
         claim: Claim | None = None,
         delivery: str | None = None,
         profile: Sequence[ProfileChange] = (),
+        notice: Order | None = None,
     ) -> Sequence[Outgoing]:
         """Store the chat's state, what the step kept of the customer and its replies to send,
         and with ``claim`` take what the chat has to send now; with ``delivery``, record the
-        message answered as delivered: one transaction."""
-        work = _save(key, session, outgoing, claim, delivery, profile, at=self.clock())
+        message answered as delivered; with ``notice``, the order told (nothing at all if it
+        was told before): one transaction."""
+        work = _save(key, session, outgoing, claim, delivery, profile, notice, at=self.clock())
         return await self._driver.run(work)
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
@@ -97,9 +99,14 @@ def _save(
     claim: Claim | None,
     delivery: str | None,
     profile: Sequence[ProfileChange],
+    notice: Order | None,
     *,
     at: datetime,
 ) -> Work[Sequence[Outgoing]]:
+    if notice is not None:
+        told = {"order_id": notice.id, "told": notice.state.value}
+        if not (yield from changed(TOLD, told)):
+            raise Rollback(())  # told already (another teller), or the order moved on
     heard: dict[str, Any] = {}
     if delivery is not None:
         heard = yield from inbound(key, delivery, at=at)

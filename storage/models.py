@@ -178,7 +178,6 @@ class OrderRow(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     refund_after: datetime | None = Field(default=None, sa_type=UtcDateTime)
     notified_state: str | None = None
-    notice_lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
 

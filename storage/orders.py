@@ -41,7 +41,7 @@ from conversations.model import (
 )
 from conversations.ports import OrderChanges
 from storage.customers import customer_of, line_of, upsert_customer
-from storage.driver import Driver, Rollback, Statement, Work, changed, prefixed, set_columns
+from storage.driver import Driver, Rollback, Statement, Work, prefixed, set_columns
 from storage.models import OrderEventRow, OrderRow, ProcessedEventRow, table_of
 from storage.upserts import put
 
@@ -130,17 +130,6 @@ class SqlOrders:
         async with self.engine.connect() as db:
             rows = (await db.execute(stmt)).all()
         return [order_of(row) for row in rows]
-
-    async def claim_notice(
-        self, order_id: str, state: OrderState, *, until: datetime, now: datetime
-    ) -> bool:
-        """Reserve telling the customer about ``state`` until ``until``; False if told or taken."""
-        params = {"order_id": order_id, "in_state": state.value, "until": until, "now": now}
-        return await self._driver.run(changed(_CLAIM_NOTICE, params)) == 1
-
-    async def notice_sent(self, order_id: str, state: OrderState) -> None:
-        """Record that the customer was told about ``state`` and release the claim."""
-        await self._driver.run(changed(_NOTICE_SENT, {"order_id": order_id, "told": state.value}))
 
 
 _OPEN_STATES = frozenset({
@@ -258,16 +247,10 @@ def _needs_work(*, now: datetime, stale_before: datetime) -> ColumnElement[bool]
         and_(state == s.HELD.value, or_(due, ORDER.refund_after <= now)),
         and_(state == s.TOPPING_UP.value, ORDER.updated_at < stale_before),
         and_(state == s.AWAITING_PAYMENT.value, ORDER.checkout_expires_at < now),
-        and_(state.in_([settled.value for settled in SETTLED_STATES]), _untold(now)),
-    )
-
-
-def _untold(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
-    """Nobody has told the customer about the order's current state, nor is telling them now."""
-    lease = ORDER.notice_lease_until
-    return and_(
-        ORDER.notified_state.is_distinct_from(ORDER.state),
-        or_(lease.is_(None), lease < now),
+        and_(
+            state.in_([settled.value for settled in SETTLED_STATES]),
+            ORDER.notified_state.is_distinct_from(state),
+        ),
     )
 
 
@@ -359,17 +342,13 @@ def _checkout(row: Any) -> Checkout | None:
     return Checkout(session_id, url, expires_at)
 
 
-_CLAIM_NOTICE = Statement(
+# The notice of the order's current state, told: once (the chat's save of the notice runs it).
+TOLD = Statement(
     update(ORDERS)
     .where(
         ORDER.id == bindparam("order_id"),
-        ORDER.state == bindparam("in_state"),
-        _untold(bindparam("now", type_=ORDER.notice_lease_until.type)),
+        ORDER.state == bindparam("told"),
+        ORDER.notified_state.is_distinct_from(bindparam("told")),
     )
-    .values(notice_lease_until=bindparam("until"))
-)
-_NOTICE_SENT = Statement(
-    update(ORDERS)
-    .where(ORDER.id == bindparam("order_id"))
-    .values(notified_state=bindparam("told"), notice_lease_until=None)
+    .values(notified_state=bindparam("told"))
 )

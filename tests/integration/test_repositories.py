@@ -18,6 +18,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.machine import RecordConsent, RecordPromos, RememberLine
+from conversations.messages import Reply
 from conversations.model import (
     Channel,
     ChatKey,
@@ -30,7 +31,7 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.ports import Contact, OrderChanges
+from conversations.ports import Claim, Contact, OrderChanges, Outgoing
 from conversations.session import Draft, Payment, Profile, Session, Step
 from storage.chats import SqlConversationStore
 from storage.customers import SqlContacts
@@ -385,7 +386,9 @@ async def test_fifty_concurrent_writers_are_neither_locked_out_nor_lost(
 # ---------------------------------------------------------------- order work
 
 
-async def test_unfinished_returns_exactly_the_orders_to_push_on(orders: SqlOrders):
+async def test_unfinished_returns_exactly_the_orders_to_push_on(
+    orders: SqlOrders, store: SqlConversationStore
+):
     now, stale_before, second = T0, T0 - timedelta(minutes=2), timedelta(seconds=1)
     await seed(
         orders,
@@ -399,16 +402,13 @@ async def test_unfinished_returns_exactly_the_orders_to_push_on(orders: SqlOrder
         an_order("open", state=S.AWAITING_PAYMENT, checkout=a_checkout()),
         an_order("untold", state=S.COMPLETED),
         an_order("told", state=S.REFUNDED),
-        an_order("lease-over", state=S.EXPIRED),
-        an_order("lease-held", state=S.COMPLETED),
-        an_order("told-before", state=S.COMPLETED),
+        an_order("told-before", state=S.EXPIRED),
         an_order("cancelled", state=S.CANCELLED),
         an_order("flagged", state=S.FLAGGED),
     )
-    await orders.notice_sent("told", S.REFUNDED)
-    await orders.claim_notice("lease-over", S.EXPIRED, until=now - second, now=now - second * 9)
-    await orders.claim_notice("lease-held", S.COMPLETED, until=now, now=now - second * 9)
-    await orders.notice_sent("told-before", S.EXPIRED)
+    for told in ("told", "told-before"):
+        await store.save(a_key(), Session(), notice=await orders.get(told))
+    await orders.move("told-before", from_=frozenset({S.EXPIRED}), to=S.COMPLETED, at=T0)
 
     found = await orders.unfinished(now=now, stale_before=stale_before)
 
@@ -419,8 +419,7 @@ async def test_unfinished_returns_exactly_the_orders_to_push_on(orders: SqlOrder
         "stuck",
         "lapsed",
         "untold",
-        "lease-over",
-        "told-before",
+        "told-before",  # of the state it was in before
     }
     assert {order.id for order in found} == expected
 
@@ -443,48 +442,59 @@ async def test_unfinished_returns_at_most_five_hundred(orders: SqlOrders):
     assert len(found) == 500
 
 
-async def test_a_notice_is_claimed_once_until_its_lease_ends(orders: SqlOrders):
-    await orders.add(an_order(state=S.COMPLETED))
-    lease_end = T0 + timedelta(minutes=5)
-    await orders.claim_notice("o1", S.COMPLETED, until=lease_end, now=T0)
+def a_notice(order: Order) -> list[Outgoing]:
+    return [Outgoing(f"notice:{order.id}:{order.state.value}:0", order.key, Reply("Listo"))]
 
-    during = await orders.claim_notice("o1", S.COMPLETED, until=lease_end, now=T0)
-    after = await orders.claim_notice(
-        "o1", S.COMPLETED, until=lease_end, now=lease_end + timedelta(seconds=1)
+
+ANY_DUE = Claim(customer_wrote=False, now=T0, until=T0 + timedelta(minutes=1))
+
+
+async def test_a_notice_is_saved_once_with_its_reply_taken(
+    orders: SqlOrders, store: SqlConversationStore
+):
+    order = an_order(state=S.COMPLETED, key=a_key())
+    await orders.add(order)
+
+    first = await store.save(
+        a_key(), Session(step=Step.ASK_PROMOS), outgoing=a_notice(order), claim=ANY_DUE,
+        notice=order,
+    )  # fmt: skip
+    again = await store.save(
+        a_key(), Session(), outgoing=a_notice(order), claim=ANY_DUE, notice=order
     )
 
-    assert (during, after) == (False, True)
+    assert [message.id for message in first] == ["notice:o1:completed:0"] and again == ()
+    assert (await store.load(a_key())).step is Step.ASK_PROMOS  # the second changed nothing
+    assert await orders.unfinished(now=T0, stale_before=T0) == []  # told
 
 
-async def test_a_sent_notice_is_not_claimed_again(orders: SqlOrders):
-    await orders.add(an_order(state=S.COMPLETED))
-    await orders.claim_notice("o1", S.COMPLETED, until=T0 + timedelta(minutes=5), now=T0)
+async def test_a_notice_of_a_state_the_order_is_not_in_is_not_saved(
+    orders: SqlOrders, store: SqlConversationStore
+):
+    await orders.add(an_order(state=S.REFUNDED, key=a_key()))
+    stale = an_order(state=S.TOPUP_FAILED, key=a_key())
 
-    await orders.notice_sent("o1", S.COMPLETED)
-
-    assert (
-        await orders.claim_notice("o1", S.COMPLETED, until=T0, now=T0 + timedelta(hours=1)) is False
+    taken = await store.save(
+        a_key(), Session(), outgoing=a_notice(stale), claim=ANY_DUE, notice=stale
     )
 
-
-async def test_a_notice_for_a_state_the_order_is_not_in_is_refused(orders: SqlOrders):
-    await orders.add(an_order(state=S.REFUNDED))
-
-    claimed = await orders.claim_notice("o1", S.COMPLETED, until=T0 + timedelta(minutes=5), now=T0)
-
-    assert claimed is False
+    assert taken == ()
+    assert [o.id for o in await orders.unfinished(now=T0, stale_before=T0)] == ["o1"]
 
 
 @ON_FILE
-async def test_of_concurrent_notice_claims_exactly_one_wins(orders: SqlOrders):
-    await orders.add(an_order(state=S.COMPLETED))
-    until = T0 + timedelta(minutes=5)
+async def test_of_concurrent_tellers_of_a_notice_exactly_one_saves_it(
+    orders: SqlOrders, store: SqlConversationStore
+):
+    order = an_order(state=S.COMPLETED, key=a_key())
+    await orders.add(order)
 
-    results = await asyncio.gather(
-        *(orders.claim_notice("o1", S.COMPLETED, until=until, now=T0) for _ in range(20))
-    )
+    results = await asyncio.gather(*(
+        store.save(a_key(), Session(), outgoing=a_notice(order), claim=ANY_DUE, notice=order)
+        for _ in range(20)
+    ))  # fmt: skip
 
-    assert results.count(True) == 1
+    assert sorted(len(taken) for taken in results) == [0] * 19 + [1]
 
 
 # ---------------------------------------------------------------- Telegram inbox

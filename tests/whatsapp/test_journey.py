@@ -68,7 +68,7 @@ async def test_a_twilio_outage_on_the_confirmation_is_retried_and_delivered_once
 
     await pay(bot, phone.last_link())
     missed = "Recarga exitosa" in phone.received()[-1]
-    clock.advance(minutes=6)  # past the notice lease
+    clock.advance(minutes=6)  # past the resend's backoff
     await bot.worker.run_once()
     await bot.worker.run_once()
 
