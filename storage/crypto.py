@@ -19,7 +19,6 @@ personal data rather than writing it in clear.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -76,9 +75,13 @@ class DataKeys:
         """Decrypt with any listed key; raises InvalidToken if none opens it."""
         return self.cipher.decrypt(token.encode()).decode()
 
+    @cached_property
+    def _hash_key_bytes(self) -> bytes:
+        return self.hash_key.encode()
+
     def digest(self, value: str) -> str:
-        """The keyed hash of ``value`` (64 hex characters)."""
-        return hmac.new(self.hash_key.encode(), value.encode(), hashlib.sha256).hexdigest()
+        """The keyed hash of ``value`` (64 hex characters), by the one-shot C ``hmac.digest``."""
+        return hmac.digest(self._hash_key_bytes, value.encode(), "sha256").hex()
 
     @classmethod
     def generate(cls) -> DataKeys:
