@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.stripe_events import payment_event
-from conversations.model import PaymentEvent
+from conversations.model import Order, PaymentEvent
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +28,15 @@ MAX_BODY = 128 * 1024  # Stripe's events run to a few kB; a checkout session wit
 def stripe_webhook(
     *,
     secret: str,
-    record: Callable[[PaymentEvent], Awaitable[None]],
-    push: Callable[[str], Awaitable[None]],
+    record: Callable[[PaymentEvent], Awaitable[Order | None]],
+    push: Callable[[str, Order | None], Awaitable[None]],
     kick: Callable[[], None],
 ) -> Callable[[Request], Awaitable[Response]]:
     """Build the webhook endpoint; nothing is parsed or written before the signature holds."""
 
-    async def push_on(order_id: str) -> None:
+    async def push_on(order_id: str, recorded: Order | None) -> None:
         try:
-            await push(order_id)
+            await push(order_id, recorded)
         except Exception:
             logger.exception("could not push order=%s on: the worker will", order_id)
             kick()
@@ -56,10 +56,11 @@ def stripe_webhook(
         event = payment_event(data)
         if event is not None:
             logger.info("stripe event %s (%s) order=%s", event.event_id, event.kind, event.order_id)
-            await record(event)
+            recorded = await record(event)
             if event.order_id:
                 return JSONResponse(
-                    {"received": True}, background=BackgroundTask(push_on, event.order_id)
+                    {"received": True},
+                    background=BackgroundTask(push_on, event.order_id, recorded),
                 )
         return JSONResponse({"received": True})
 

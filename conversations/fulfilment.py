@@ -81,18 +81,20 @@ class Fulfilment:
     retell: Callable[[Order], Awaitable[None]] | None = None
     stale_after: timedelta = timedelta(minutes=2)
 
-    async def record(self, event: PaymentEvent) -> None:
-        """Apply a verified payment webhook to its order; the work it causes is left to resume()."""
+    async def record(self, event: PaymentEvent) -> Order | None:
+        """Apply a verified payment webhook to its order; the work it causes is left to push() or
+        resume(). Returns the order as this event made it paid, for push() (None otherwise)."""
         order = await self.orders.get(event.order_id) if event.order_id else None
         if order is None or order.checkout is None or order.checkout.session_id != event.session_id:
             logger.warning("payment event %s for an unknown order, ignored", event.event_id)
-            return
+            return None
         # Events arrive in any order: act on the session as it is now, not on the event's type.
         view = await self.payments.retrieve(event.session_id)
         if view.paid:
-            await self._paid(order, view, event.event_id)
-        elif event.kind in (PaymentEventKind.EXPIRED, PaymentEventKind.ASYNC_FAILED):
+            return await self._paid(order, view, event.event_id)
+        if event.kind in (PaymentEventKind.EXPIRED, PaymentEventKind.ASYNC_FAILED):
             await self._move(order, {S.AWAITING_PAYMENT}, S.EXPIRED, event_id=event.event_id)
+        return None
 
     async def fulfil_checkout(self, order_id: str) -> None:
         """Check the order's own checkout with the gateway and top up if it is paid (idempotent)."""
@@ -104,14 +106,15 @@ class Fulfilment:
             await self._paid(order, view, None)
             await self.fulfil(order.id)
 
-    async def _paid(self, order: Order, view: CheckoutView, event_id: str | None) -> None:
+    async def _paid(self, order: Order, view: CheckoutView, event_id: str | None) -> Order | None:
+        """Move a paid order on; the order as it now stands if it became PAID."""
         if not view.paid:
-            return  # an asynchronous payment still pending: its own event follows
+            return None  # an asynchronous payment still pending: its own event follows
         if view.order_id != order.id:  # whose money it is is for a human to tell
             changes = OrderChanges(failure="mismatch")
             if await self._move(order, PAYABLE, S.FLAGGED, changes, event_id):
                 await self.alerts.alert("payment does not match the order", order_id=order.id)
-            return
+            return None
         problem = _problem(order, view)
         if problem is not None:  # refunded in full (by push or the next pass), never topped up
             changes = OrderChanges(payment_ref=view.payment_ref, failure=problem.value)
@@ -119,10 +122,11 @@ class Fulfilment:
                 await self.alerts.alert(
                     f"payment refused after checkout ({problem})", order_id=order.id
                 )
-            return
-        await self._move(
-            order, PAYABLE, S.PAID, OrderChanges(payment_ref=view.payment_ref), event_id
-        )
+            return None
+        changes = OrderChanges(payment_ref=view.payment_ref)
+        if not await self._move(order, PAYABLE, S.PAID, changes, event_id):
+            return None
+        return replace(order, state=S.PAID, payment_ref=view.payment_ref)
 
     async def resume(self) -> None:
         """Push every unfinished order one step further; safe to run at any time."""
@@ -133,10 +137,11 @@ class Fulfilment:
             except Exception:
                 logger.exception("could not advance order=%s (state %s)", order.id, order.state)
 
-    async def push(self, order_id: str) -> None:
+    async def push(self, order_id: str, recorded: Order | None = None) -> None:
         """Push one order on at once (its webhook just came), instead of waiting for a pass:
-        a pass reads every unfinished order, which under load is most of the work per payment."""
-        order = await self.orders.get(order_id)
+        a pass reads every unfinished order, which under load is most of the work per payment.
+        ``recorded``: the order as record() left it, so it is not read again."""
+        order = recorded or await self.orders.get(order_id)
         if order is None:
             return
         # Only what the webhook itself settles: a paid order due for its top-up, a payment to

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 import stripe
+from sqlalchemy import event
 
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY
 
@@ -71,3 +72,23 @@ async def test_a_webhook_that_fails_verification_is_refused_and_changes_nothing(
     assert response.status_code == 400
     assert services.topups.posts == {}
     assert not any("Recarga exitosa" in t for t in customer.texts())
+
+
+async def test_a_paid_order_is_read_once_from_its_webhook_to_the_top_up(captured_bot):
+    """record() reads the order and moves it to PAID; push() goes on from that order, not from
+    a second read of the row it just wrote."""
+    services, client, _, customer = captured_bot
+    payload, signature = await _paid_event(captured_bot)
+    statements: list[str] = []
+    listen = lambda *a: statements.append(a[2])  # noqa: E731 (conn, cursor, statement, …)
+    event.listen(services.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        response = await _post(client, payload, signature)  # its background push runs in it
+    finally:
+        event.remove(services.engine.sync_engine, "before_cursor_execute", listen)
+
+    assert response.status_code == 200
+    assert sum(services.topups.posts.values()) == 1
+    assert sum("Recarga exitosa" in t for t in customer.texts()) == 1
+    order_reads = [s for s in statements if s.startswith("SELECT orders.id, orders.customer_id")]
+    assert len(order_reads) == 1
