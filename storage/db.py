@@ -3,17 +3,20 @@
 SQLite gets WAL, a busy timeout, enforced foreign keys and transactions that take the write lock
 up front (``BEGIN IMMEDIATE``), so concurrent writers wait their turn instead of failing with
 "database is locked"; its driver makes fewer thread trips per statement (``sqlite_driver``).
-Any other URL (PostgreSQL through asyncpg) gets a plain engine.
+Any other URL (PostgreSQL through asyncpg) gets a pool that checks a connection before lending it
+only when it may have gone stale (``_check_on_checkout``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,7 +52,9 @@ def _engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         # Room for the 20 chats held under advisory locks (storage.locks) and the work inside
         # them; 45 at most per process, so two replicas fit PostgreSQL's default 100.
-        return create_async_engine(url, pool_size=20, max_overflow=25, pool_pre_ping=True)
+        engine = create_async_engine(url, pool_size=20, max_overflow=25)
+        _check_on_checkout(engine)
+        return engine
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory:
         _owner_only(Path(str(parsed.database)))
@@ -68,6 +73,34 @@ def _engine(url: str) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+# A connection idle this long is pinged before it is lent again (the server may have restarted,
+# or a firewall dropped the idle socket); one in steady use is not.
+PING_AFTER_IDLE_S = 10.0
+
+
+def _check_on_checkout(engine: AsyncEngine) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` on asyncpg is three round trips (BEGIN, a ping, ROLLBACK) on
+    every checkout, and the driver checks one out for each transaction (bench/: most of a
+    replica's CPU per update). Here a checkout costs nothing unless the connection is already
+    known closed, or sat idle long enough to have gone stale unnoticed: then it is pinged, and a
+    dead one is replaced (the pool retries on ``DisconnectionError``)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("connection closed while idle")
+        idle_from = record.info.get("idle_from")  # none yet: connected just now
+        if idle_from is not None and time.monotonic() - idle_from > PING_AFTER_IDLE_S:
+            try:
+                dbapi_connection.ping()
+            except Exception as error:
+                raise DisconnectionError("connection lost while idle") from error
 
 
 def _owner_only(path: Path) -> None:

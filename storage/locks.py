@@ -13,9 +13,10 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from conversations.model import ChatKey
 from conversations.service import KeyedLocks
@@ -37,21 +38,48 @@ class AdvisoryChatLocks:
 
     @asynccontextmanager
     async def hold(self, key: ChatKey) -> AsyncIterator[None]:
-        async with self._local.hold(key), self._slots, self._engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id(key)})
-            try:
-                yield
-            finally:
-                await autocommit.execute(
-                    text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id(key)}
-                )
+        async with self._local.hold(key), self._slots, _advisory_lock(self._engine, key, wait=True):
+            yield
 
     @asynccontextmanager
     async def hold_now(self, key: ChatKey) -> AsyncIterator[bool]:
-        """Not held or waited for here: hold it (waiting for another replica that holds it)."""
-        if key in self._local._users:
+        """Only if no task here holds or waits for it, a connection is free for it, and no other
+        replica holds it: the caller keeps the update for whoever does."""
+        if key in self._local._users or self._slots.locked():
             yield False
             return
-        async with self.hold(key):
-            yield True
+        async with (
+            self._local.hold(key),
+            self._slots,
+            _advisory_lock(self._engine, key, wait=False) as held,
+        ):
+            yield held
+
+
+_LOCK = "SELECT pg_advisory_lock($1)"
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+
+@asynccontextmanager
+async def _advisory_lock(engine: AsyncEngine, key: ChatKey, *, wait: bool) -> AsyncIterator[bool]:
+    """The chat's session-level advisory lock, on a pooled connection of its own, through asyncpg
+    itself (SQLAlchemy's execution layer around two statements was most of their cost). If the
+    lock or its release does not finish (a cancelled wait may still have been granted), the
+    session is ended rather than returned to the pool, and the lock with it."""
+    pooled = await engine.raw_connection()
+    db: Any = pooled.driver_connection
+    ident, settled = lock_id(key), False
+    try:
+        held = bool(await db.fetchval(_LOCK if wait else _TRY_LOCK, ident)) or wait
+        settled = not held
+        try:
+            yield held
+        finally:
+            if held:
+                await db.fetchval(_UNLOCK, ident)
+                settled = True
+    finally:
+        if not settled:
+            await greenlet_spawn(pooled.invalidate)
+        await greenlet_spawn(pooled.close)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import storage.db
 from conversations.model import Channel, ChatKey
 from storage.db import make_engine
 from storage.locks import AdvisoryChatLocks, lock_id
@@ -64,3 +65,53 @@ async def test_different_chats_do_not_wait_for_each_other(replicas):
     async with AdvisoryChatLocks(first, max_held=2).hold(CHAT):
         assert not await _free(second, CHAT)
         assert await _free(second, OTHER)
+
+
+async def test_hold_now_does_not_wait_for_another_replica(replicas):
+    first, second = replicas
+    locks = AdvisoryChatLocks(second, max_held=2)
+
+    async with AdvisoryChatLocks(first, max_held=2).hold(CHAT):
+        async with locks.hold_now(CHAT) as now:  # answered at once, not after the first's turn
+            assert now is False
+        async with locks.hold_now(OTHER) as now:
+            assert now is True
+            assert not await _free(first, OTHER)
+    async with locks.hold_now(CHAT) as now:
+        assert now is True
+    assert await _free(first, CHAT)
+    assert await _free(first, OTHER)
+
+
+async def test_a_wait_cancelled_leaves_no_lock_behind(replicas):
+    first, second = replicas
+
+    async with AdvisoryChatLocks(first, max_held=2).hold(CHAT):
+        waiting = asyncio.create_task(_hold_briefly(AdvisoryChatLocks(second, max_held=2)))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), 0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    # The cancelled wait's session was ended, not pooled with a lock it may have been granted.
+    assert await _free(first, CHAT)
+    assert await _free(second, CHAT)
+
+
+async def _hold_briefly(locks: AdvisoryChatLocks) -> None:
+    async with locks.hold(CHAT):
+        pass
+
+
+async def test_a_pooled_connection_the_server_ended_is_replaced_not_lent(replicas, monkeypatch):
+    """No ping on every checkout: a connection known closed, or idle past the limit and found
+    dead, is replaced."""
+    engine, killer = replicas
+    async with engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+    async with killer.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    monkeypatch.setattr(storage.db, "PING_AFTER_IDLE_S", 0.0)
+    async with engine.connect() as connection:
+        again = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+    assert again != pid
