@@ -171,7 +171,7 @@ class SandboxPayments:
             session_id=session_id,
             order_id=facts.order_id,
             paid=paid,
-            open=await self._state(session_id, facts) is PageState.OPEN,
+            open=self._state_of(ended, facts) is PageState.OPEN,
             amount_cents=facts.amount_cents,
             currency="pen",
             payment_ref=self._intent_of(session_id) if paid else None,
@@ -225,7 +225,9 @@ class SandboxPayments:
         return PayOutcome.ALREADY_PAID if state is PageState.PAID else PayOutcome.EXPIRED
 
     async def _state(self, session_id: str, facts: _Facts) -> PageState:
-        ended = await self._states.ended(session_id)
+        return self._state_of(await self._states.ended(session_id), facts)
+
+    def _state_of(self, ended: tuple[str, str | None] | None, facts: _Facts) -> PageState:
         if ended is not None:
             return PageState(ended[0])
         if self._clock().timestamp() >= facts.expires_at:
