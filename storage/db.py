@@ -82,10 +82,11 @@ PING_AFTER_IDLE_S = 10.0
 
 def _check_on_checkout(engine: AsyncEngine) -> None:
     """SQLAlchemy's ``pool_pre_ping`` on asyncpg is three round trips (BEGIN, a ping, ROLLBACK) on
-    every checkout, and the driver checks one out for each transaction (bench/: most of a
-    replica's CPU per update). Here a checkout costs nothing unless the connection is already
-    known closed, or sat idle long enough to have gone stale unnoticed: then it is pinged, and a
-    dead one is replaced (the pool retries on ``DisconnectionError``)."""
+    every checkout, and the driver checks one out for each transaction (bench/: with the advisory
+    lock taken through asyncpg, a fifth of a replica's CPU per update). Here a checkout costs
+    nothing unless the connection is already known closed, or sat idle long enough to have gone
+    stale unnoticed: then it is pinged, and a dead one is replaced (the pool retries on
+    ``DisconnectionError``)."""
 
     @event.listens_for(engine.sync_engine, "checkin")
     def idle_from(_dbapi_connection: Any, record: Any) -> None:
