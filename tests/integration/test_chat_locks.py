@@ -67,22 +67,6 @@ async def test_different_chats_do_not_wait_for_each_other(replicas):
         assert await _free(second, OTHER)
 
 
-async def test_hold_now_does_not_wait_for_another_replica(replicas):
-    first, second = replicas
-    locks = AdvisoryChatLocks(second, max_held=2)
-
-    async with AdvisoryChatLocks(first, max_held=2).hold(CHAT):
-        async with locks.hold_now(CHAT) as now:  # answered at once, not after the first's turn
-            assert now is False
-        async with locks.hold_now(OTHER) as now:
-            assert now is True
-            assert not await _free(first, OTHER)
-    async with locks.hold_now(CHAT) as now:
-        assert now is True
-    assert await _free(first, CHAT)
-    assert await _free(first, OTHER)
-
-
 async def test_a_wait_cancelled_leaves_no_lock_behind(replicas):
     first, second = replicas
 
