@@ -13,13 +13,12 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from conversations.model import ChatKey
 from conversations.service import KeyedLocks
+from storage.sqlite_driver import checked_out
 
 
 def lock_id(key: ChatKey) -> int:
@@ -63,19 +62,18 @@ _UNLOCK = "SELECT pg_advisory_unlock($1)"
 async def _advisory_lock(engine: AsyncEngine, key: ChatKey) -> AsyncIterator[None]:
     """The chat's session-level advisory lock, on a pooled connection of its own, through asyncpg
     itself (no SQLAlchemy execution layer around its two statements). If the lock or its release
-    does not finish (a cancelled wait may still have been granted), the session is ended rather
-    than returned to the pool, and the lock with it."""
-    pooled = await engine.raw_connection()
-    db: Any = pooled.driver_connection
-    ident, settled = lock_id(key), False
-    try:
-        await db.fetchval(_LOCK, ident)
+    does not finish (a cancelled wait may still have been granted), the session is ended, and the
+    lock with it: the pool replaces a closed connection at its next checkout (``storage.db``)."""
+    ident = lock_id(key)
+    async with checked_out(engine) as db:
+        settled = False
         try:
-            yield
+            await db.fetchval(_LOCK, ident)
+            try:
+                yield
+            finally:
+                await db.fetchval(_UNLOCK, ident)
+                settled = True
         finally:
-            await db.fetchval(_UNLOCK, ident)
-            settled = True
-    finally:
-        if not settled:
-            await greenlet_spawn(pooled.invalidate)
-        await greenlet_spawn(pooled.close)
+            if not settled:
+                db.terminate()
