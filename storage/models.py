@@ -147,9 +147,15 @@ class OrderRow(SQLModel, table=True):
     """An order with a snapshot of what was bought, so later catalogue changes cannot alter it."""
 
     __tablename__ = "orders"
+    # A customer's orders by state, newest first: the chat's load reads its latest completed one
+    # for every message. With an index on customer_id alone SQLite chose ix_orders_state, and read
+    # every completed order of every customer per message (bench/: 6.8 ms at 10,000 purchases).
+    __table_args__ = (
+        Index("ix_orders_customer_state", "customer_id", "state", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True)
-    customer_id: int = Field(foreign_key="customers.id", index=True)
+    customer_id: int = Field(foreign_key="customers.id")
     channel: str
     chat_id: str = Field(sa_type=EncryptedText)
     msisdn: str = Field(sa_type=EncryptedText)
