@@ -36,7 +36,7 @@ from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Option, Reply
 from conversations.model import ChatKey
-from conversations.ports import Contacts
+from conversations.ports import Contact, Contacts
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,12 @@ class TelegramMessenger:
         self._contacts = contacts
         self._clock = clock
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+    async def send(
+        self, key: ChatKey, reply: Reply, *, answering: bool = False, contact: Contact | None = None
+    ) -> str | None:
         """Send the reply in as many messages as it needs, or raise why it cannot go now;
         return the id of the last message."""
-        if not answering and (await self._contacts.contact(key)).unreachable:
+        if not answering and (contact or await self._contacts.contact(key)).unreachable:
             logger.info("chat %s blocked the bot: reply not sent", mask_chat(key))
             raise NotDeliverableNow("the customer blocked the bot")
         try:

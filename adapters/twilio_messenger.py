@@ -38,7 +38,7 @@ from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.masking import mask_chat
 from conversations.messages import Link, Option, Reply
 from conversations.model import ChatKey
-from conversations.ports import Contacts
+from conversations.ports import Contact, Contacts
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +181,15 @@ class TwilioMessenger:
     async def close(self) -> None:
         await self._client.close()
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+    async def send(
+        self, key: ChatKey, reply: Reply, *, answering: bool = False, contact: Contact | None = None
+    ) -> str | None:
         """Send the reply now, as a template, or not at all, as ``conversations.delivery`` says;
         return the MessageSid of the last message sent.
 
-        The contact is read even when ``answering``: its opt-out and window decide the route."""
-        contact = await self._contacts.contact(key)
+        The contact (read here unless given) counts even when ``answering``: its opt-out and
+        window decide the route."""
+        contact = contact or await self._contacts.contact(key)
         try:
             decision = route(contact, reply, now=self._clock(), has_template=self._has_template)
             return await self._carry_out(key, reply, decision)

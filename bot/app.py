@@ -46,12 +46,13 @@ from conversations.catalog import Catalogue
 from conversations.delivery import Courier
 from conversations.fulfilment import Fulfilment, RetryPolicy
 from conversations.limits import Limits
-from conversations.machine import OrderSettled, Rules, options
-from conversations.model import ChatKey, Order
+from conversations.machine import OrderSettled, Rules
+from conversations.model import Order
 from conversations.ports import (
     Alerts,
     ChatLocks,
     Messenger,
+    Move,
     PackageSource,
     Payments,
     TopUps,
@@ -320,7 +321,9 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     clock = given.clock or (lambda: datetime.now(UTC))
     engine = make_engine(settings.database_url, keys=data_keys(settings))
     sessions = make_sessionmaker(engine)
-    store, orders = SqlConversationStore(engine, clock=clock), SqlOrders(engine)
+    catalogue = SqlCatalogue(engine)
+    store = SqlConversationStore(engine, clock=clock, catalogue=catalogue)
+    orders = SqlOrders(engine)
     contacts = SqlContacts(engine)
     privacy, audit, usage = SqlPrivacy(sessions), SqlAudit(sessions), SqlUsage(engine)
     whatsapp = whatsapp_messenger(settings, contacts=contacts, clock=clock)
@@ -354,7 +357,6 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     if topups is None:
         topups, provider_close = top_up_provider(settings)
         closers += [provider_close] if provider_close else []
-    catalogue = SqlCatalogue(engine)
     locks = ReentrantLocks(chat_locks(engine))  # the Telegram inbox holds chats around handlers
     alerts = given.alerts or operator_alerts(settings, bot_app)
     rules = Rules(
@@ -376,13 +378,8 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     )  # fmt: skip
     timers.target = chat.deliver
 
-    async def offered(key: ChatKey) -> frozenset[str]:
-        return frozenset(
-            option.id for option in options(await store.load(key), await chat.rules_now())
-        )
-
-    async def tell(order: Order) -> None:
-        await chat.handle(order.key, OrderSettled(order))
+    async def tell(order: Order, settles: Move | None) -> None:
+        await chat.handle(order.key, OrderSettled(order), settles=settles)
 
     fulfilment = Fulfilment(
         orders=orders, work=orders, payments=payments, topups=topups, tell=tell, clock=clock,
@@ -426,7 +423,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
         *(sandbox_routes(payments) if isinstance(payments, SandboxPayments) else []),
         *whatsapp_routes(
             settings,
-            inbox=Inbox(contacts, chat.handle, chat.answer, clock, offered),
+            inbox=Inbox(contacts, chat.handle, chat.answer, clock, chat.offered),
             reports=StatusReports(outbox, chat.courier, whatsapp, locks.hold, clock)
             if whatsapp
             else None,

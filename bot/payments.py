@@ -34,9 +34,9 @@ def stripe_webhook(
 ) -> Callable[[Request], Awaitable[Response]]:
     """Build the webhook endpoint; nothing is parsed or written before the signature holds."""
 
-    async def push_on(order_id: str, recorded: Order | None) -> None:
+    async def push_on(order_id: str, claimed: Order | None) -> None:
         try:
-            await push(order_id, recorded)
+            await push(order_id, claimed)
         except Exception:
             logger.exception("could not push order=%s on: the worker will", order_id)
             kick()
@@ -56,11 +56,11 @@ def stripe_webhook(
         event = payment_event(data)
         if event is not None:
             logger.info("stripe event %s (%s) order=%s", event.event_id, event.kind, event.order_id)
-            recorded = await record(event)
+            claimed = await record(event)
             if event.order_id:
                 return JSONResponse(
                     {"received": True},
-                    background=BackgroundTask(push_on, event.order_id, recorded),
+                    background=BackgroundTask(push_on, event.order_id, claimed),
                 )
         return JSONResponse({"received": True})
 

@@ -25,6 +25,7 @@ from bot.settings import Settings
 from conversations.machine import Event, Resumed, Text
 from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
+from conversations.ports import Contact
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ class TerminalMessenger:
         self._console = console
         self.links: list[str] = []
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
+    async def send(
+        self, key: ChatKey, reply: Reply, *, answering: bool = False, contact: Contact | None = None
+    ) -> None:
         self._console.print(f"[bold cyan]RecargaBot:[/] {escape(reply.text)}")
         for number, option in enumerate(reply.options, start=1):
             mark = f"{number}." if reply.numbered else "•"  # amounts: typing the figure picks it

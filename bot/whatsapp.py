@@ -53,7 +53,7 @@ from conversations.machine import Choice, Text
 from conversations.masking import mask_chat
 from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
-from conversations.ports import Contacts
+from conversations.ports import Contact, Contacts
 from storage.outbox import VENDOR_STATES, SqlOutbox
 
 logger = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ class StatusReports:
         async with self.hold(message.key):
             await self.outbox.retry(message.id, attempts=message.attempts, next_at=self.clock())
 
-            async def again(key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+            async def again(key: ChatKey, reply: Reply, **_: bool | Contact | None) -> str | None:
                 return await self.messenger.after_send(key, reply, int(code))
 
             await self.courier.deliver(message, send=again)

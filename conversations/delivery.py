@@ -120,7 +120,9 @@ class Backoff:
 
 
 class Send(Protocol):
-    async def __call__(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+    async def __call__(
+        self, key: ChatKey, reply: Reply, *, answering: bool = False, contact: Contact | None = None
+    ) -> str | None:
         """Send the reply as ``Messenger.send`` does."""
 
 
@@ -175,7 +177,9 @@ class Courier:
         """Send a message its sender holds; when it is to be retried, when."""
         send = send or self.messenger.send
         try:
-            vendor_id = await send(message.key, message.reply, answering=answering)
+            vendor_id = await send(
+                message.key, message.reply, answering=answering, contact=message.contact
+            )
         except (NotDeliverableNow, DeliveryFailed) as error:
             return await self.settle(message, error)
         await self.outbox.sent(message.id, vendor_id=vendor_id, at=self.clock())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from conversations.errors import (
@@ -35,6 +35,7 @@ from conversations.model import (
 from conversations.ports import (
     Alerts,
     CheckoutView,
+    Move,
     OrderChanges,
     Orders,
     OrderWork,
@@ -72,7 +73,9 @@ class Fulfilment:
     work: OrderWork
     payments: Payments
     topups: TopUps
-    tell: Callable[[Order], Awaitable[None]]
+    # Puts the order's notice in the chat's outbox and sends it; with a Move, makes that move in
+    # the same write (nothing is told if the order cannot make it: another caller ended it).
+    tell: Callable[[Order, Move | None], Awaitable[None]]
     clock: Callable[[], datetime]
     alerts: Alerts
     retry: RetryPolicy = RetryPolicy()
@@ -82,18 +85,23 @@ class Fulfilment:
     stale_after: timedelta = timedelta(minutes=2)
 
     async def record(self, event: PaymentEvent) -> Order | None:
-        """Apply a verified payment webhook to its order; the work it causes is left to push() or
-        resume(). Returns the order as this event made it paid, for push() (None otherwise)."""
-        order = await self.orders.get(event.order_id) if event.order_id else None
-        if order is None or order.checkout is None or order.checkout.session_id != event.session_id:
-            logger.warning("payment event %s for an unknown order, ignored", event.event_id)
+        """Apply a verified payment webhook to its order in one write, which reads the order
+        too; the work it causes is left to push() or resume(). Returns the order if this event
+        claimed it for its top-up, for push() to send (None otherwise)."""
+        if not event.order_id:
+            logger.warning("payment event %s names no order, ignored", event.event_id)
             return None
         # Events arrive in any order: act on the session as it is now, not on the event's type.
         view = await self.payments.retrieve(event.session_id)
         if view.paid:
-            return await self._paid(order, view, event.event_id)
+            return await self._paid(event.order_id, view, event.event_id, event.session_id)
         if event.kind in (PaymentEventKind.EXPIRED, PaymentEventKind.ASYNC_FAILED):
-            await self._move(order, {S.AWAITING_PAYMENT}, S.EXPIRED, event_id=event.event_id)
+            expiry = Move(frozenset({S.AWAITING_PAYMENT}), S.EXPIRED)
+            session_id = event.session_id
+            await self.orders.decide(
+                event.order_id, lambda order: expiry if _pays_for(order, session_id) else None,
+                at=self.clock(), event_id=event.event_id,
+            )  # fmt: skip
         return None
 
     async def fulfil_checkout(self, order_id: str) -> None:
@@ -102,31 +110,42 @@ class Fulfilment:
         if order is None or order.checkout is None or order.state not in PAYABLE:
             return
         view = await self.payments.retrieve(order.checkout.session_id)
-        if view.paid:
-            await self._paid(order, view, None)
-            await self.fulfil(order.id)
+        await self._top_up_claimed(await self._paid(order.id, view, None, view.session_id))
 
-    async def _paid(self, order: Order, view: CheckoutView, event_id: str | None) -> Order | None:
-        """Move a paid order on; the order as it now stands if it became PAID."""
+    async def _paid(
+        self, order_id: str, view: CheckoutView, event_id: str | None, session_id: str
+    ) -> Order | None:
+        """Record a payment of the order's checkout ``session_id``: a good one claims the order
+        for its top-up, PAID on the way to TOPPING_UP in the same write (a crash before the
+        top-up is sent leaves a claim the worker settles once stale, by asking the provider,
+        which never got it). The order as claimed, or None (not paid, not its checkout, moved
+        on already, or a payment that must not be topped up: flagged or refunded)."""
         if not view.paid:
             return None  # an asynchronous payment still pending: its own event follows
-        if view.order_id != order.id:  # whose money it is is for a human to tell
-            changes = OrderChanges(failure="mismatch")
-            if await self._move(order, PAYABLE, S.FLAGGED, changes, event_id):
-                await self.alerts.alert("payment does not match the order", order_id=order.id)
-            return None
-        problem = _problem(order, view)
-        if problem is not None:  # refunded in full (by push or the next pass), never topped up
-            changes = OrderChanges(payment_ref=view.payment_ref, failure=problem.value)
-            if await self._move(order, PAYABLE, S.TOPUP_FAILED, changes, event_id):
-                await self.alerts.alert(
-                    f"payment refused after checkout ({problem})", order_id=order.id
-                )
-            return None
-        changes = OrderChanges(payment_ref=view.payment_ref)
-        if not await self._move(order, PAYABLE, S.PAID, changes, event_id):
-            return None
-        return replace(order, state=S.PAID, payment_ref=view.payment_ref)
+
+        def choose(order: Order) -> Move | None:
+            if order.state not in PAYABLE:
+                return None  # recorded already: a repeated event, or another of its checkouts
+            if not _pays_for(order, session_id):
+                logger.warning("payment for another checkout of order=%s, ignored", order.id)
+                return None
+            if view.order_id != order.id:  # whose money it is is for a human to tell
+                return Move(PAYABLE, S.FLAGGED, OrderChanges(failure="mismatch"))
+            if problem := _problem(order, view):  # refunded in full, never topped up
+                changes = OrderChanges(payment_ref=view.payment_ref, failure=problem.value)
+                return Move(PAYABLE, S.TOPUP_FAILED, changes)
+            return Move(PAYABLE, S.TOPPING_UP, OrderChanges(payment_ref=view.payment_ref), S.PAID)
+
+        moved = await self.orders.decide(order_id, choose, at=self.clock(), event_id=event_id)
+        if moved is None or moved.state is S.TOPPING_UP:
+            return moved
+        if moved.state is S.FLAGGED:
+            await self.alerts.alert("payment does not match the order", order_id=order_id)
+        else:  # refunded by push() or the next pass
+            await self.alerts.alert(
+                f"payment refused after checkout ({moved.failure})", order_id=order_id
+            )
+        return None
 
     async def resume(self) -> None:
         """Push every unfinished order one step further; safe to run at any time."""
@@ -137,11 +156,14 @@ class Fulfilment:
             except Exception:
                 logger.exception("could not advance order=%s (state %s)", order.id, order.state)
 
-    async def push(self, order_id: str, recorded: Order | None = None) -> None:
+    async def push(self, order_id: str, claimed: Order | None = None) -> None:
         """Push one order on at once (its webhook just came), instead of waiting for a pass:
         a pass reads every unfinished order, which under load is most of the work per payment.
-        ``recorded``: the order as record() left it, so it is not read again."""
-        order = recorded or await self.orders.get(order_id)
+        ``claimed``: the order record() claimed for its top-up, sent here without a read."""
+        if claimed is not None:
+            await self._send_top_up(claimed)
+            return
+        order = await self.orders.get(order_id)
         if order is None:
             return
         # Only what the webhook itself settles: a paid order due for its top-up, a payment to
@@ -166,11 +188,9 @@ class Fulfilment:
         elif order.state in SETTLED_STATES:
             await self.tell_customer(order.id)
 
-    async def fulfil(self, order_id: str) -> None:
-        """Top up a paid order; only the caller that claims it sends anything."""
-        order = await self.orders.get(order_id)
-        if order:
-            await self._top_up_paid(order)
+    async def _top_up_claimed(self, claimed: Order | None) -> None:
+        if claimed is not None:
+            await self._send_top_up(claimed)
 
     async def _top_up_paid(self, order: Order) -> None:
         if await self._move(order, {S.PAID}, S.TOPPING_UP):
@@ -189,10 +209,16 @@ class Fulfilment:
         await self._completed(order, operation_id)
 
     async def _completed(self, order: Order, operation_id: str | None) -> None:
-        changes = OrderChanges(operation_id=operation_id)
-        if await self._move(order, IN_FLIGHT, S.COMPLETED, changes):
-            logger.info("order=%s completed", order.id)
-            await self.tell(replace(order, state=S.COMPLETED, operation_id=operation_id))
+        """Record the top-up done and tell the customer, in one write: the chat's save of the
+        notice makes the move (``tell``). Should telling fail, the move is made alone, so the
+        record of a credited line never waits on a notice (the next pass tells it)."""
+        done = Move(IN_FLIGHT, S.COMPLETED, OrderChanges(operation_id=operation_id))
+        try:
+            await self.tell(done.applied_to(order), done)
+        except Exception:
+            await self._move(order, done.from_, done.to, done.changes)
+            raise
+        logger.info("order=%s topped up", order.id)
 
     async def _rejected(self, order: Order, rejected: TopUpRejected) -> None:
         if rejected.kind is FailureKind.PERMANENT:
@@ -277,7 +303,7 @@ class Fulfilment:
         order = await self.orders.get(order_id)
         if order is None or order.state not in SETTLED_STATES:
             return False
-        await (self.retell or self.tell)(order)
+        await (self.retell(order) if self.retell else self.tell(order, None))
         return True
 
     async def _close_expired(self, order: Order) -> None:
@@ -286,8 +312,7 @@ class Fulfilment:
             return
         view = await self.payments.retrieve(order.checkout.session_id)
         if view.paid:
-            await self._paid(order, view, None)
-            await self.fulfil(order.id)
+            await self._top_up_claimed(await self._paid(order.id, view, None, view.session_id))
             return
         try:
             await self.payments.expire(order.checkout.session_id)
@@ -303,7 +328,7 @@ class Fulfilment:
         tellers (this push, a pass, another replica) try."""
         order = await self.orders.get(order_id)
         if order is not None and order.state in SETTLED_STATES:
-            await self.tell(order)
+            await self.tell(order, None)
 
     async def _move(
         self,
@@ -317,6 +342,11 @@ class Fulfilment:
             order.id, from_=frozenset(source), to=target, at=self.clock(), changes=changes,
             event_id=event_id,
         )  # fmt: skip
+
+
+def _pays_for(order: Order, session_id: str) -> bool:
+    """True if ``session_id`` is the order's checkout (an order may have had others)."""
+    return order.checkout is not None and order.checkout.session_id == session_id
 
 
 def _problem(order: Order, view: CheckoutView) -> PaymentProblem | None:

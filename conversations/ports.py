@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from conversations.catalog import Catalogue
 from conversations.limits import CheckoutUsage, RecipientUsage
 from conversations.machine import ProfileChange, Verdict
 from conversations.messages import Reply
@@ -21,6 +22,10 @@ class ConversationStore(Protocol):
     async def load(self, key: ChatKey) -> Session:
         """The chat's session with the customer's profile (consent, saved lines, last purchase)."""
 
+    async def load_for_step(self, key: ChatKey) -> tuple[Session, Catalogue | None]:
+        """The session as ``load``, and in the same read the packages on sale now (None: this
+        store keeps no catalogue)."""
+
     async def save(
         self,
         key: ChatKey,
@@ -31,6 +36,7 @@ class ConversationStore(Protocol):
         delivery: str | None = None,
         profile: Sequence[ProfileChange] = (),
         notice: Order | None = None,
+        settles: Move | None = None,
     ) -> Sequence[Outgoing]:
         """Store the chat's state and put ``outgoing`` in the outbox, in one transaction; with
         ``claim``, also take the chat's messages to send now (as ``Outbox.take``) and return
@@ -41,7 +47,8 @@ class ConversationStore(Protocol):
         yes opts in and lifts a BAJA, no opts out; a line given again replaces its owner).
         ``notice``: the order whose outcome the replies tell, recorded as told in that write;
         when it was told already, or has moved on from that state, nothing is stored and
-        nothing taken (the notice goes once)."""
+        nothing taken (the notice goes once). ``settles``: the move that ended that order (a
+        completed top-up), made first in that write; nothing is stored if it cannot be made."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,30 @@ class OrderChanges:
     attempts: int | None = None
     next_attempt_at: datetime | None = None
     refund_after: datetime | None = None  # set once: a later hold keeps the first deadline
+
+
+@dataclass(frozen=True)
+class Move:
+    """A change of an order's state, made only from one of ``from_``; ``via``: a state it
+    passes through on the way (noted on its timeline, never stored as its state)."""
+
+    from_: frozenset[OrderState]
+    to: OrderState
+    changes: OrderChanges = OrderChanges()
+    via: OrderState | None = None
+
+    def applied_to(self, order: Order) -> Order:
+        """The order as this move leaves it (as ``Orders.move`` writes it: unset changes keep
+        the order's own values, and a first refund deadline stands)."""
+        given = {
+            name: value
+            for name in ("checkout", "payment_ref", "operation_id", "failure", "attempts",
+                         "next_attempt_at", "refund_after")
+            if (value := getattr(self.changes, name)) is not None
+        }  # fmt: skip
+        if order.refund_after is not None:
+            given.pop("refund_after", None)
+        return replace(order, state=self.to, **given)
 
 
 class Orders(Protocol):
@@ -80,6 +111,17 @@ class Orders(Protocol):
         With ``event_id`` the webhook event is recorded as processed in the same transaction;
         an event already recorded changes nothing and returns False.
         """
+
+    async def decide(
+        self,
+        order_id: str,
+        choose: Callable[[Order], Move | None],
+        *,
+        at: datetime,
+        event_id: str | None = None,
+    ) -> Order | None:
+        """Read the order and make the move ``choose`` picks for it, in one transaction (as
+        ``move``, with ``event_id``); the order as moved, or None when nothing moved."""
 
 
 class OrderWork(Protocol):
@@ -189,11 +231,14 @@ class ChatLocks(Protocol):
 
 
 class Messenger(Protocol):
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> str | None:
+    async def send(
+        self, key: ChatKey, reply: Reply, *, answering: bool = False, contact: Contact | None = None
+    ) -> str | None:
         """Send the reply; return the vendor's id of the (last) message sent, if any.
 
         ``answering``: the customer has just written, so they can be reached and need not be
-        looked up first. Raises the errors ``conversations.delivery.fate`` sorts."""
+        looked up first. ``contact``: how they may be reached, as read with the message (not
+        read again). Raises the errors ``conversations.delivery.fate`` sorts."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +259,9 @@ class Outgoing:
     key: ChatKey
     reply: Reply
     attempts: int = 0
+    # How the customer could be reached when the message was taken, read in that transaction
+    # (None: not read; the messenger reads it if it needs it).
+    contact: Contact | None = field(default=None, compare=False)
 
 
 class Outbox(Protocol):

@@ -46,6 +46,7 @@ from conversations.machine import (
     ShowPersonalData,
     Text,
     Verdict,
+    options,
     step,
 )
 from conversations.masking import mask_chat, mask_msisdn
@@ -57,6 +58,7 @@ from conversations.ports import (
     ConversationStore,
     HandoffNotes,
     Messenger,
+    Move,
     OrderChanges,
     Orders,
     Outgoing,
@@ -177,11 +179,20 @@ class ChatService:
     # The packages on sale now (operators edit them while the bot runs); None: rules.catalogue.
     catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
-    async def handle(self, key: ChatKey, event: Event, *, delivery: Delivery | None = None) -> None:
+    async def handle(
+        self,
+        key: ChatKey,
+        event: Event,
+        *,
+        delivery: Delivery | None = None,
+        settles: Move | None = None,
+    ) -> None:
         """Feed one event to the chat's conversation and send the replies, in order.
 
         Replies go through the outbox: saved with the chat's new state, then sent, after what
-        the chat still owes (a notice waiting for the customer goes first when they write)."""
+        the chat still owes (a notice waiting for the customer goes first when they write).
+        ``settles``: the move that ended the order an ``OrderSettled`` tells, made in the
+        chat's save (``ConversationStore.save``)."""
         async with self.locks.hold(key):
             wrote = isinstance(event, Text | Choice)  # what the customer sends, not the world
             stopped = None
@@ -189,7 +200,9 @@ class ChatService:
                 stopped = await self.guard.screen(key, event, self.store, now=self.clock())
             if stopped is None:
                 delivered = delivery.id if delivery else None
-                taken = await self._run(key, event, customer_wrote=wrote, delivery=delivered)
+                taken = await self._run(
+                    key, event, customer_wrote=wrote, delivery=delivered, settles=settles
+                )
             else:  # a flood, or a card number: the machine never sees it
                 await self.courier.outbox.add(self._outgoing(key, event, stopped), at=self.clock())
                 taken = None
@@ -238,12 +251,18 @@ class ChatService:
         await self.handle(key, HandedBack())
 
     async def _run(
-        self, key: ChatKey, event: Event, *, customer_wrote: bool, delivery: str | None = None
+        self,
+        key: ChatKey,
+        event: Event,
+        *,
+        customer_wrote: bool,
+        delivery: str | None = None,
+        settles: Move | None = None,
     ) -> Sequence[Outgoing] | None:
         """Step the conversation and save it with its replies, taking what the chat has to send
         in the same transaction; None when nothing was taken (the chat was erased)."""
-        session = await self._with_order(await self.store.load(key), event)
-        rules = await self.rules_now()
+        loaded, rules = await self._loaded(key)
+        session = await self._with_order(loaded, event)
         pending: list[Event] = [event]
         replies: list[Reply] = []
         profile: list[ProfileChange] = []  # kept with the save
@@ -267,8 +286,20 @@ class ChatService:
         notice = event.order if isinstance(event, OrderSettled) else None
         return await self.store.save(
             key, session, outgoing=outgoing, claim=claim, delivery=delivery, profile=profile,
-            notice=notice,
+            notice=notice, settles=settles,
         )  # fmt: skip
+
+    async def offered(self, key: ChatKey) -> frozenset[str]:
+        """The ids of the options the chat shows now (a WhatsApp button's payload is one)."""
+        session, rules = await self._loaded(key)
+        return frozenset(option.id for option in options(session, rules))
+
+    async def _loaded(self, key: ChatKey) -> tuple[Session, Rules]:
+        """The chat's session and the rules with the packages on sale now, in one read."""
+        session, sale = await self.store.load_for_step(key)
+        if sale is None:  # a store that keeps no catalogue
+            return session, await self.rules_now()
+        return session, replace(self.rules, catalogue=sale)
 
     async def rules_now(self) -> Rules:
         """The rules with the packages on sale now (operators may hide one at any moment)."""

@@ -52,9 +52,10 @@ class SqlCatalogue:
 
     async def current(self) -> Catalogue:
         """The packages on sale, in the operators' order."""
-        return await self._driver.run(self._current(), write=False)
+        return await self._driver.run(self.on_sale(), write=False)
 
-    def _current(self) -> Work[Catalogue]:
+    def on_sale(self) -> Work[Catalogue]:
+        """``current()`` as a step of a read that takes other rows too (a chat's load)."""
         stamp = tuple((yield _STAMP, {}).rows[0])
         if self._cached is not None and self._cached[0] == stamp:
             return self._cached[1]

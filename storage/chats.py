@@ -15,14 +15,16 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conversations.catalog import Catalogue
 from conversations.machine import ProfileChange, RecordConsent, RecordPromos, RememberLine
 from conversations.model import ChatKey, Line, Order, OrderState
-from conversations.ports import Claim, Outgoing
+from conversations.ports import Claim, Move, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
+from storage.catalogue import SqlCatalogue
 from storage.customers import chat_params, inbound, of_chat, saved_lines, upsert_customer
 from storage.driver import Driver, Rollback, Statement, Work, changed
 from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
-from storage.orders import BOUGHT, ORDER, ORDERS, TOLD, purchase_of
+from storage.orders import BOUGHT, ORDER, ORDERS, TOLD, make_move, purchase_of
 from storage.outbox import put_outgoing, take
 from storage.pending_updates import answered
 from storage.upserts import put
@@ -39,6 +41,7 @@ class SqlConversationStore:
     engine: AsyncEngine
     # save() is given no time, so the conversation's updated_at comes from this clock.
     clock: Callable[[], datetime] = _utc_now
+    catalogue: SqlCatalogue | None = None  # read with the chat by load_for_step
 
     def __post_init__(self) -> None:
         self._driver = Driver(self.engine)
@@ -46,6 +49,14 @@ class SqlConversationStore:
     async def load(self, key: ChatKey) -> Session:
         """Return the chat's session with the customer's profile; an unknown chat starts afresh."""
         return await self._driver.run(_load(key), write=False)
+
+    async def load_for_step(self, key: ChatKey) -> tuple[Session, Catalogue | None]:
+        """The chat's session and the packages on sale now, in one read: what a step needs."""
+        return await self._driver.run(self._for_step(key), write=False)
+
+    def _for_step(self, key: ChatKey) -> Work[tuple[Session, Catalogue | None]]:
+        session = yield from _load(key)
+        return session, (yield from self.catalogue.on_sale()) if self.catalogue else None
 
     async def save(
         self,
@@ -57,12 +68,15 @@ class SqlConversationStore:
         delivery: str | None = None,
         profile: Sequence[ProfileChange] = (),
         notice: Order | None = None,
+        settles: Move | None = None,
     ) -> Sequence[Outgoing]:
         """Store the chat's state, what the step kept of the customer and its replies to send,
         and with ``claim`` take what the chat has to send now; with ``delivery``, record the
         message answered as delivered; with ``notice``, the order told (nothing at all if it
-        was told before): one transaction."""
-        work = _save(key, session, outgoing, claim, delivery, profile, notice, at=self.clock())
+        was told before), after the move ``settles`` that ended it: one transaction."""
+        work = _save(
+            key, session, outgoing, claim, delivery, profile, notice, settles, at=self.clock()
+        )
         return await self._driver.run(work)
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
@@ -100,10 +114,13 @@ def _save(
     delivery: str | None,
     profile: Sequence[ProfileChange],
     notice: Order | None,
+    settles: Move | None,
     *,
     at: datetime,
 ) -> Work[Sequence[Outgoing]]:
     if notice is not None:
+        if settles is not None and not (yield from make_move(notice.id, settles, at=at)):
+            raise Rollback(())  # another caller ended the order (and tells it)
         told = {"order_id": notice.id, "told": notice.state.value}
         if not (yield from changed(TOLD, told)):
             raise Rollback(())  # told already (another teller), or the order moved on

@@ -36,7 +36,7 @@ class SqlContacts:
 
     async def contact(self, key: ChatKey) -> Contact:
         """How the customer may be reached; an unknown chat has never written."""
-        return await self._driver.run(_contact(key), write=False)
+        return await self._driver.run(contact_of(key), write=False)
 
     async def mark(
         self,
@@ -55,7 +55,8 @@ class SqlContacts:
         await self._driver.run(upsert_customer(key, at=at, **values))
 
 
-def _contact(key: ChatKey) -> Work[Contact]:
+def contact_of(key: ChatKey) -> Work[Contact]:
+    """How the customer may be reached, as a step of a transaction (the outbox's take)."""
     found = (yield _CONTACT, chat_params(key)).rows
     if not found:
         return Contact()

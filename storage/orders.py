@@ -9,7 +9,7 @@ both win, and it notes the state reached on the order's timeline in the same tra
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -39,7 +39,7 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.ports import OrderChanges
+from conversations.ports import Move, OrderChanges
 from storage.customers import customer_of, line_of, upsert_customer
 from storage.driver import Driver, Rollback, Statement, Work, prefixed, set_columns
 from storage.models import OrderEventRow, OrderRow, ProcessedEventRow, table_of
@@ -117,7 +117,20 @@ class SqlOrders:
         event_id: str | None = None,
     ) -> bool:
         """Change state only from one of ``from_``, recording ``event_id`` in the same commit."""
-        return await self._driver.run(_move(order_id, from_, to, at, changes, event_id))
+        return await self._driver.run(_move(order_id, Move(from_, to, changes), at, event_id))
+
+    async def decide(
+        self,
+        order_id: str,
+        choose: Callable[[Order], Move | None],
+        *,
+        at: datetime,
+        event_id: str | None = None,
+    ) -> Order | None:
+        """Read the order and make the move ``choose`` picks, in one write transaction (the
+        payment webhook's: a read before it would be a transaction of its own)."""
+        moved = await self._driver.run(_decide(order_id, choose, at, event_id))
+        return moved or None  # False: _move's Rollback (the event known, or the order moved)
 
     async def unfinished(self, *, now: datetime, stale_before: datetime) -> Sequence[Order]:
         """Return the orders a worker must push on, oldest first, at most 500 per pass."""
@@ -169,30 +182,50 @@ def _get(order_id: str) -> Work[Order | None]:
     return order_of(rows[0]) if rows else None
 
 
+def _decide(
+    order_id: str, choose: Callable[[Order], Move | None], at: datetime, event_id: str | None
+) -> Work[Order | None]:
+    order = yield from _get(order_id)
+    move = choose(order) if order is not None else None
+    if order is None or move is None:
+        return None
+    if not (yield from _move(order_id, move, at, event_id, known=True)):
+        return None
+    return move.applied_to(order)
+
+
 def _move(
-    order_id: str,
-    from_: frozenset[OrderState],
-    to: OrderState,
-    at: datetime,
-    changes: OrderChanges,
-    event_id: str | None,
+    order_id: str, move: Move, at: datetime, event_id: str | None, *, known: bool = False
 ) -> Work[bool]:
-    if event_id is not None and not (yield from _record_event(event_id, order_id, at)):
+    """``known``: the order was read in this transaction already (it exists)."""
+    if event_id is not None and not (yield from _record_event(event_id, order_id, at, known)):
         return False
-    statement, values = _moving(from_, to, changes)
-    moved = yield statement, {"order_id": order_id, "at": at, **values}
-    if moved.rowcount != 1:
+    if not (yield from make_move(order_id, move, at=at, cause=event_id)):
         raise Rollback(False)  # the event stays unrecorded, so a retry can still apply it
-    if from_ != {to}:  # a change of state, not of details (a checkout attached)
-        yield from _add_event(order_id, to, at=at, cause=event_id or changes.failure)
     return True
 
 
-def _record_event(event_id: str, order_id: str, at: datetime) -> Work[bool]:
+def make_move(order_id: str, move: Move, *, at: datetime, cause: str | None = None) -> Work[bool]:
+    """The move's conditional UPDATE and its timeline, inside the caller's transaction; False
+    (nothing written) when the order is in none of the move's states."""
+    statement, values = _moving(move.from_, move.to, move.changes)
+    moved = yield statement, {"order_id": order_id, "at": at, **values}
+    if moved.rowcount != 1:
+        return False
+    cause = cause or move.changes.failure
+    if move.via is not None:
+        yield from _add_event(order_id, move.via, at=at, cause=cause)
+        cause = None
+    if move.from_ != {move.to}:  # a change of state, not of details (a checkout attached)
+        yield from _add_event(order_id, move.to, at=at, cause=cause)
+    return True
+
+
+def _record_event(event_id: str, order_id: str, at: datetime, known: bool) -> Work[bool]:
     """Mark the webhook event processed; False (and nothing changed) if it already was, or if
     there is no such order."""
     recorded = False
-    if (yield _EXISTS, {"order_id": order_id}).rows:
+    if known or (yield _EXISTS, {"order_id": order_id}).rows:
         keys, new = {"event_id": event_id}, {"order_id": order_id, "processed_at": at}
         recorded = bool((yield from put(ProcessedEventRow, keys, {}, new=new)).rowcount)
     if not recorded:

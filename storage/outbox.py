@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Claim, Outgoing
+from storage.customers import contact_of
 from storage.driver import Driver, Statement, Work, changed, prefixed, set_columns
 from storage.models import OutboxRow, table_of
 from storage.upserts import upsert
@@ -101,8 +102,15 @@ def take(key: ChatKey, claim: Claim) -> Work[list[Outgoing]]:
     """Claim the chat's messages to send now (``Outbox.take``), oldest first."""
     params = {"chat_hash": key.chat_id, "now": claim.now, "until": claim.until}
     rows = (yield _TAKE[claim.customer_wrote], params).rows
+    # For a customer who has not just written (a notice, a retry), read with the messages: the
+    # messenger must know whether they can be reached, and need not read it in a transaction of
+    # its own. One who has just written can be (Messenger.send's ``answering``).
+    wanted = rows and not claim.customer_wrote
+    contact = (yield from contact_of(key)) if wanted else None
     return [
-        Outgoing(message_id, ChatKey(Channel(channel), chat_id), load_reply(reply), attempts)
+        Outgoing(
+            message_id, ChatKey(Channel(channel), chat_id), load_reply(reply), attempts, contact
+        )
         for message_id, channel, chat_id, reply, attempts, _ in sorted(rows, key=lambda r: r[5])
     ]
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from conversations.messages import Reply
 from conversations.model import ChatKey
+from conversations.ports import Contact
 
 
 @dataclass
@@ -16,7 +17,9 @@ class RecordingMessenger:
 
     sent: dict[ChatKey, list[Reply]] = field(default_factory=lambda: defaultdict(list))
 
-    async def send(self, key: ChatKey, reply: Reply, *, answering: bool = False) -> None:
+    async def send(
+        self, key: ChatKey, reply: Reply, *, answering: bool = False, contact: Contact | None = None
+    ) -> None:
         self.sent[key].append(reply)
 
     def texts(self, key: ChatKey) -> list[str]:

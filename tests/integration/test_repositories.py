@@ -31,7 +31,7 @@ from conversations.model import (
     ProductKind,
     Purchase,
 )
-from conversations.ports import Claim, Contact, OrderChanges, Outgoing
+from conversations.ports import Claim, Contact, Move, OrderChanges, Outgoing
 from conversations.session import Draft, Payment, Profile, Session, Step
 from storage.chats import SqlConversationStore
 from storage.customers import SqlContacts
@@ -495,6 +495,78 @@ async def test_of_concurrent_tellers_of_a_notice_exactly_one_saves_it(
     ))  # fmt: skip
 
     assert sorted(len(taken) for taken in results) == [0] * 19 + [1]
+
+
+DONE = Move(frozenset({S.TOPPING_UP}), S.COMPLETED, OrderChanges(operation_id="op_1"))
+
+
+async def test_a_notice_saved_with_its_move_completes_the_order_and_takes_the_contact(
+    orders: SqlOrders, store: SqlConversationStore, engine: AsyncEngine
+):
+    await orders.add(an_order(state=S.TOPPING_UP, key=a_key()))
+    done = DONE.applied_to(an_order(state=S.TOPPING_UP, key=a_key()))
+
+    taken = await store.save(
+        a_key(), Session(), outgoing=a_notice(done), claim=ANY_DUE, notice=done, settles=DONE
+    )
+
+    assert await orders.get("o1") == done == an_order(state=S.COMPLETED, operation_id="op_1")
+    assert [message.id for message in taken] == ["notice:o1:completed:0"]
+    assert taken[0].contact == Contact(last_inbound_at=None)  # read with it, for the messenger
+    assert await orders.unfinished(now=T0, stale_before=T0) == []  # told
+    timeline = "SELECT state FROM order_events WHERE order_id = 'o1' ORDER BY id"
+    assert await query(engine, timeline) == [("topping_up",), ("completed",)]
+
+
+async def test_a_notice_whose_move_cannot_be_made_saves_nothing(
+    orders: SqlOrders, store: SqlConversationStore
+):
+    await orders.add(an_order(state=S.COMPLETED, key=a_key(), operation_id="op_0"))
+    done = DONE.applied_to(an_order(state=S.TOPPING_UP, key=a_key()))
+
+    taken = await store.save(
+        a_key(), Session(step=Step.ASK_PROMOS), outgoing=a_notice(done), claim=ANY_DUE,
+        notice=done, settles=DONE,
+    )  # fmt: skip
+
+    assert taken == ()
+    assert (await store.load(a_key())).step is Step.IDLE
+    assert (await orders.get("o1")).operation_id == "op_0"
+
+
+def a_claim(order: Order) -> Move | None:
+    if order.state is not S.AWAITING_PAYMENT:
+        return None
+    return Move(
+        frozenset({S.AWAITING_PAYMENT}), S.TOPPING_UP, OrderChanges(payment_ref="pi_1"), S.PAID
+    )
+
+
+async def test_decide_reads_the_order_and_makes_the_move_chosen_for_it_with_its_event(
+    orders: SqlOrders, engine: AsyncEngine
+):
+    await orders.add(an_order(state=S.AWAITING_PAYMENT))
+
+    claimed = await orders.decide("o1", a_claim, at=T0, event_id="evt_1")
+    again = await orders.decide("o1", a_claim, at=T0, event_id="evt_2")  # moved on: no move
+
+    assert claimed == await orders.get("o1") == an_order(state=S.TOPPING_UP, payment_ref="pi_1")
+    assert again is None
+    timeline = "SELECT state, cause FROM order_events WHERE order_id = 'o1' ORDER BY id"
+    assert await query(engine, timeline) == [
+        ("awaiting_payment", None), ("paid", "evt_1"), ("topping_up", None)
+    ]  # fmt: skip
+    assert await query(engine, "SELECT event_id FROM processed_events") == [("evt_1",)]
+
+
+async def test_decide_of_a_missing_order_or_a_known_event_moves_nothing(orders: SqlOrders):
+    await orders.add(an_order(state=S.AWAITING_PAYMENT))
+    await orders.move("o1", from_=frozenset({S.AWAITING_PAYMENT}), to=S.AWAITING_PAYMENT,
+                      at=T0, event_id="evt_1")  # fmt: skip
+
+    assert await orders.decide("nope", a_claim, at=T0, event_id="evt_2") is None
+    assert await orders.decide("o1", a_claim, at=T0, event_id="evt_1") is None
+    assert (await orders.get("o1")).state is S.AWAITING_PAYMENT
 
 
 # ---------------------------------------------------------------- Telegram inbox

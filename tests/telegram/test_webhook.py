@@ -173,10 +173,12 @@ class Writes:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     statements: list[str] = field(default_factory=list)
     writes: list[list[str]] = field(default_factory=list)
+    transactions: list[list[str]] = field(default_factory=list)  # those that only read too
 
     def listen(self, engine: AsyncEngine) -> None:
         event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
         event.listen(engine.sync_engine, "commit", self._commit)
+        event.listen(engine.sync_engine, "rollback", self._rolled_back)  # a read's end in PTB's
 
     def marked_sent(self) -> int:
         return sum(all(s.startswith("UPDATE outbox") for s in tx) for tx in self.writes)
@@ -188,8 +190,14 @@ class Writes:
     def _statement(self, _c: Any, _k: Any, sql: str, *_: Any) -> None:
         self.statements.append(sql.lstrip())
 
+    def _rolled_back(self, _c: Any) -> None:
+        if self.statements:
+            self.transactions.append(self.statements)
+            self.statements = []
+
     def _commit(self, _c: Any) -> None:
         done, self.statements = self.statements, []
+        self.transactions.append(done)
         if any(s.startswith(("INSERT", "UPDATE", "DELETE")) for s in done):
             self.writes.append(done)
             asyncio.get_running_loop().create_task(self._notify())
@@ -226,3 +234,34 @@ async def test_an_update_of_a_free_chat_is_one_write_before_its_200_and_one_for_
     assert any(s.startswith("INSERT INTO inbound_messages") for s in by_the_200[0])
     assert any(s.startswith("INSERT INTO conversations") for s in by_the_200[0])
     assert len(writes.writes) == 2
+
+
+async def test_a_payment_is_four_transactions_from_webhook_to_recarga_exitosa(bot, user, api):
+    """The order read and claimed for its top-up (PAID on the way) in one write; the chat read
+    with the packages on sale; the order completed in the chat's save of its notice, which takes
+    the notice with the customer's reachability; the notice recorded sent. (The sandbox gateway's
+    own transactions, its checkout's rows, are not the bot's.)"""
+    _, services = bot
+    writes, maria = Writes(), user(3401)
+    writes.listen(services.engine)
+    link = await maria.to_payment_link()
+    replies = len(api.sent(3401))
+    await writes.wait_marked_sent(replies)  # the replies so far all recorded sent
+    start = len(writes.transactions)
+
+    await maria.pay(link)  # its webhook's push tops up and tells, in the same call
+    await api.wait_sent(3401, replies + 1)
+    await writes.wait_marked_sent(replies + 1)
+
+    path = writes.transactions[start:]
+    ours = [tx for tx in path if not any("sandbox_checkouts" in s for s in tx)]
+    claimed, read, saved, sent = ours
+    assert "Recarga exitosa" in api.texts(3401)[-1]
+    assert [s.split(" ")[0] for s in claimed].count("SELECT") == 1  # the order, read once
+    assert sum("TOPPING_UP" in s or "UPDATE orders" in s for s in claimed) == 1
+    assert all(s.startswith("SELECT") for s in read)
+    assert any("catalogue_packages" in s for s in read)
+    assert saved[0].startswith("UPDATE orders")  # completed, then its notice told, in the save
+    assert any(s.startswith("INSERT INTO outbox") for s in saved)
+    assert any(s.startswith("SELECT customers.last_inbound_at") for s in saved)
+    assert sent == [s for s in sent if s.startswith("UPDATE outbox")]
