@@ -370,8 +370,7 @@ def build(settings: Settings, *, overrides: Overrides | None = None) -> Starlett
     closers.append(timers.close)
     chat = ChatService(
         store=store, orders=orders, payments=payments, topups=topups, messenger=messenger,
-        rules=rules, catalogue=catalogue.current,
-        clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
+        rules=rules, clock=clock, new_id=given.new_id or (lambda: uuid.uuid4().hex),
         courier=Courier(outbox, messenger, clock, timers.later),
         privacy=privacy, usage=usage, guard=Guard(limits(settings)), locks=locks,
         operators=alerts, notes=SqlHandoffNotes(engine),

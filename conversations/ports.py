@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -77,12 +77,11 @@ class Move:
     def applied_to(self, order: Order) -> Order:
         """The order as this move leaves it (as ``Orders.move`` writes it: unset changes keep
         the order's own values, and a first refund deadline stands)."""
-        given = {
+        given = {  # each change is the order's field of the same name
             name: value
-            for name in ("checkout", "payment_ref", "operation_id", "failure", "attempts",
-                         "next_attempt_at", "refund_after")
+            for name in (change.name for change in fields(self.changes))
             if (value := getattr(self.changes, name)) is not None
-        }  # fmt: skip
+        }
         if order.refund_after is not None:
             given.pop("refund_after", None)
         return replace(order, state=self.to, **given)

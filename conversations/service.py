@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from conversations import messages as msg
-from conversations.catalog import Catalogue
 from conversations.delivery import Courier
 from conversations.errors import PaymentProviderError
 from conversations.machine import (
@@ -176,8 +175,6 @@ class ChatService:
     guard: Guard = field(default_factory=Guard)
     operators: Alerts | None = None  # where a chat asking for a person is raised
     notes: HandoffNotes | None = None  # what a chat handed to a person says, kept for them
-    # The packages on sale now (operators edit them while the bot runs); None: rules.catalogue.
-    catalogue: Callable[[], Awaitable[Catalogue]] | None = None
 
     async def handle(
         self,
@@ -295,17 +292,10 @@ class ChatService:
         return frozenset(option.id for option in options(session, rules))
 
     async def _loaded(self, key: ChatKey) -> tuple[Session, Rules]:
-        """The chat's session and the rules with the packages on sale now, in one read."""
+        """The chat's session and the rules with the packages on sale now (operators edit them
+        while the bot runs), in one read; a store that keeps no catalogue leaves the rules'."""
         session, sale = await self.store.load_for_step(key)
-        if sale is None:  # a store that keeps no catalogue
-            return session, await self.rules_now()
-        return session, replace(self.rules, catalogue=sale)
-
-    async def rules_now(self) -> Rules:
-        """The rules with the packages on sale now (operators may hide one at any moment)."""
-        if self.catalogue is None:
-            return self.rules
-        return replace(self.rules, catalogue=await self.catalogue())
+        return session, self.rules if sale is None else replace(self.rules, catalogue=sale)
 
     async def _with_order(self, session: Session, event: Event) -> Session:
         """Attach the order the chat waits on, as it stands now: replies about money follow it

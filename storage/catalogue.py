@@ -4,8 +4,9 @@ Sync writes only what changed, so running it twice changes nothing the second ti
 touches the operators' names, descriptions, order or hiding. Orders keep a snapshot of what was
 bought, so a price changed by a sync does not alter an open order.
 
-``current()`` is read for every customer message: it costs one small query (the table's row
-count and revisions) unless something changed, so a ``hide`` acts on the next message.
+What is on sale (``on_sale``, ``current()``) is read with the chat for every customer message:
+it costs one small query (the table's row count and revisions) unless something changed, so a
+``hide`` acts on the next message.
 """
 
 from __future__ import annotations
