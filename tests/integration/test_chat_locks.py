@@ -67,6 +67,20 @@ async def test_different_chats_do_not_wait_for_each_other(replicas):
         assert await _free(second, OTHER)
 
 
+async def test_hold_now_passes_a_chat_held_here_and_holds_a_chat_free_here(replicas):
+    """A chat this process holds: the caller keeps the update (False) at once. Otherwise the
+    chat is held, across replicas too (after waiting for one that holds it)."""
+    first, second = replicas
+    locks = AdvisoryChatLocks(first, max_held=2)
+
+    async with locks.hold(CHAT), locks.hold_now(CHAT) as now:
+        assert now is False
+    async with locks.hold_now(CHAT) as now:
+        assert now is True
+        assert not await _free(second, CHAT)
+    assert await _free(second, CHAT)
+
+
 async def test_a_wait_cancelled_leaves_no_lock_behind(replicas):
     first, second = replicas
 
