@@ -2,10 +2,12 @@
 
 In webhook mode (``PUBLIC_BASE_URL`` set) the Application has no Updater: the Starlette route
 checks the secret header and gives the update to ``UpdateInbox``. When this process can hold the
-chat at once and none of its updates wait, the update is handled in the request, and the chat's
-save records its delivery: one write. Otherwise it is kept in the database before the 200, so a
-chat's updates are handled in update_id order even when they reach different replicas; keeping it
-records the delivery too, so ``first_delivery`` only stops updates without a chat. An update that
+chat and none of its updates wait, the update is handled in the request, and the chat's save
+records its delivery: one write. The chat may be held here by the update before it, still sending
+its reply (a customer who types fast, a double tap): the update waits for it, up to
+``HOLDER_WAIT``. Otherwise it is kept in the database before the 200, so a chat's updates are
+handled in update_id order even when they reach different replicas; keeping it records the
+delivery too, so ``first_delivery`` only stops updates without a chat. An update that
 carries a card number is never kept: it goes straight to the handlers, whose guard drops it.
 """
 
@@ -35,6 +37,9 @@ logger = logging.getLogger(__name__)
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 PARSED_KEPT = 1_000  # parsed updates held for their drain (UpdateInbox)
 LEFT_AFTER = timedelta(seconds=30)  # kept this long: the replica that accepted it died
+# Seconds an update waits for the one update of its chat this process handles, before it is kept
+# instead: keeping costs two writes (keep, take), and the holder is most often sending its reply.
+HOLDER_WAIT = 1.0
 
 
 class Seen(Protocol):
@@ -64,14 +69,16 @@ class UpdateInbox:
     pending: PendingUpdates
     locks: ChatLocks
     clock: Callable[[], datetime]
+    holder_wait: float = HOLDER_WAIT
     # The updates this replica kept, as the webhook parsed them, until its drain takes them:
     # parsing each one again there was about 6% of an update's instructions (bench/). Bounded,
     # because another replica may take an update instead.
     _parsed: dict[int, Update] = field(default_factory=dict, init=False)
 
     async def accept(self, update: Update, body: str) -> None:
-        """Handle the update now if this process can hold its chat at once and nothing of the
-        chat waits; else keep it, and handle its chat's updates in the background."""
+        """Handle the update now if this process can hold its chat (at once, or soon after the
+        one update it handles) and nothing of the chat waits; else keep it, and handle its chat's
+        updates in the background."""
         key = chat_key(update)
         # Nothing to order; a group or channel, where nothing is kept; or a card number typed by
         # mistake, which must never reach the disk (the handlers' guard drops it and warns):
@@ -86,15 +93,15 @@ class UpdateInbox:
     async def _handle_or_keep(
         self, key: ChatKey, update: Update, body: str, stored: asyncio.Future[None]
     ) -> None:
-        """Handle the update if the chat is free, else keep it; ``stored`` is done as soon as
-        the update is saved or kept (or with the error that stopped it)."""
+        """Handle the update if the chat is free (or freed soon), else keep it; ``stored`` is
+        done as soon as the update is saved or kept (or with the error that stopped it)."""
 
         def saved() -> None:
             if not stored.done():
                 stored.set_result(None)
 
         try:
-            async with self.locks.hold_now(key) as held:
+            async with self.locks.hold_now(key, within=self.holder_wait) as held:
                 seen = await self.pending.seen(key, update.update_id) if held else None
                 if seen and seen.delivered:
                     await self._repeated(key, update)

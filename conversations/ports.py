@@ -224,9 +224,10 @@ class ChatLocks(Protocol):
     def hold(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
         """Hold the chat while one update is handled, so its updates go one at a time."""
 
-    def hold_now(self, key: ChatKey) -> AbstractAsyncContextManager[bool]:
-        """Hold the chat only if nobody holds or waits for it, without waiting for it; yields
-        whether it is held (the Telegram webhook then answers the update in its request)."""
+    def hold_now(self, key: ChatKey, *, within: float = 0.0) -> AbstractAsyncContextManager[bool]:
+        """Hold the chat if nobody holds or waits for it here, or if only its holder here is
+        ahead and lets it go within ``within`` seconds; else yield False at once (the Telegram
+        webhook keeps the update then). Yields whether it is held."""
 
 
 class Messenger(Protocol):

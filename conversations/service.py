@@ -82,23 +82,40 @@ class KeyedLocks:
 
     @asynccontextmanager
     async def hold(self, key: ChatKey) -> AsyncIterator[None]:
+        async with self._entered(key) as lock, lock:
+            yield
+
+    @asynccontextmanager
+    async def hold_now(self, key: ChatKey, *, within: float = 0.0) -> AsyncIterator[bool]:
+        ahead = self._users.get(key, 0)  # its holder, and those waiting for it
+        if ahead > 1 or (ahead and within <= 0):
+            yield False
+            return
+        async with self._entered(key) as lock:
+            try:
+                async with asyncio.timeout(within if ahead else None):
+                    await lock.acquire()  # a free lock is taken without a pause
+            except TimeoutError:
+                held = False
+            else:
+                held = True
+            try:
+                yield held
+            finally:
+                if held:
+                    lock.release()
+
+    @asynccontextmanager
+    async def _entered(self, key: ChatKey) -> AsyncIterator[asyncio.Lock]:
+        """The chat's lock, counted as used (held or waited for) until the block ends."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            async with lock:
-                yield
+            yield lock
         finally:
             self._users[key] -= 1
             if not self._users[key]:
                 del self._users[key], self._locks[key]
-
-    @asynccontextmanager
-    async def hold_now(self, key: ChatKey) -> AsyncIterator[bool]:
-        if key in self._users:  # held, or waited for
-            yield False
-            return
-        async with self.hold(key):  # a free lock is taken without a pause
-            yield True
 
 
 _HELD: ContextVar[frozenset[ChatKey]] = ContextVar("chats_held", default=frozenset())
@@ -127,12 +144,12 @@ class ReentrantLocks:
                 yield
 
     @asynccontextmanager
-    async def hold_now(self, key: ChatKey) -> AsyncIterator[bool]:
+    async def hold_now(self, key: ChatKey, *, within: float = 0.0) -> AsyncIterator[bool]:
         held = _HELD.get()
         if key in held:
             yield True
             return
-        async with self._inner.hold_now(key) as now:
+        async with self._inner.hold_now(key, within=within) as now:
             if not now:
                 yield False
                 return
