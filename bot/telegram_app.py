@@ -21,6 +21,7 @@ from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, ApplicationBuilder, BaseUpdateProcessor
 
 from adapters.aiohttp_request import AiohttpRequest
+from adapters.telegram_messenger import ReplyBot
 from bot.telegram_handlers import BotApplication, TelegramHandlers, chat_key
 from bot.telegram_inbox import UpdateInbox, telegram_webhook
 from conversations.service import KeyedLocks
@@ -85,20 +86,20 @@ def telegram_application(settings: Settings) -> BotApplication:
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     seconds = settings.telegram_timeout_seconds
     timeouts = {"read_timeout": seconds, "write_timeout": seconds, "connect_timeout": seconds}
+    bot = ReplyBot(
+        token.get_secret_value(),
+        base_url=settings.telegram_api_base_url,
+        # aiohttp, not PTB's default httpx: ~10x the sendMessage rate on loopback (bench/).
+        request=AiohttpRequest(MAX_CONCURRENT_UPDATES // 2, pool_timeout=10, **timeouts),
+        get_updates_request=AiohttpRequest(1, pool_timeout=10),
+        rate_limiter=AIORateLimiter(
+            overall_max_rate=settings.telegram_max_messages_per_second, max_retries=SEND_RETRIES
+        ),
+    )
     builder = (
         ApplicationBuilder()
-        .token(token.get_secret_value())
-        .base_url(settings.telegram_api_base_url)
+        .bot(bot)
         .concurrent_updates(PerChatUpdateProcessor(MAX_CONCURRENT_UPDATES))
-        # aiohttp, not PTB's default httpx: ~10x the sendMessage rate on loopback (bench/).
-        .request(AiohttpRequest(MAX_CONCURRENT_UPDATES // 2, pool_timeout=10, **timeouts))
-        .get_updates_request(AiohttpRequest(1, pool_timeout=10))
-        .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=settings.telegram_max_messages_per_second,
-                max_retries=SEND_RETRIES,
-            )
-        )
     )
     if settings.public_base_url:
         builder = builder.updater(None)

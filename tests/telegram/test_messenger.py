@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from telegram import Bot
 
 from adapters.aiohttp_request import AiohttpRequest
-from adapters.telegram_messenger import TelegramMessenger
+from adapters.telegram_messenger import ReplyBot, TelegramMessenger
 from conversations.errors import DeliveryFailed, NotDeliverableNow
 from conversations.messages import Reply
 from conversations.model import Channel, ChatKey
@@ -31,10 +30,10 @@ def contacts(bot) -> SqlContacts:
 
 @pytest.fixture
 async def messenger(fake_api, contacts) -> AsyncIterator[TelegramMessenger]:
-    """A messenger on a Bot without rate limiter: a 429 comes back as the limiter's last one."""
+    """A messenger on a bot without rate limiter: a 429 comes back as the limiter's last one."""
     _, base_url = fake_api
     request = AiohttpRequest(4, read_timeout=0.2, write_timeout=0.2)
-    async with Bot("123456:TEST-token", base_url=base_url, request=request) as bot:
+    async with ReplyBot("123456:TEST-token", base_url=base_url, request=request) as bot:
         yield TelegramMessenger(bot, contacts, lambda: datetime.now(UTC))
 
 
