@@ -269,9 +269,14 @@ def _statements(db: sqlite3.Connection, work: Work[T], dialect: Dialect, events:
             rows = compiled.read(cursor.fetchall()) if cursor.description else []
             statement, values = work.send(Result(rows, cursor.rowcount))
     except StopIteration as done:
-        if events.commit:
-            events.commit(None)
-        db.execute("COMMIT")
+        try:
+            if events.commit:
+                events.commit(None)
+            db.execute("COMMIT")
+        except BaseException:  # raised in this handler, the one below would not see it
+            if db.in_transaction:  # else the connection's next BEGIN fails, and every one after
+                db.execute("ROLLBACK")
+            raise
         value: T = done.value
         return value
     except Rollback as undo:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.messages import Reply
@@ -104,6 +104,24 @@ async def test_a_transaction_that_fails_leaves_nothing(engine: AsyncEngine):
     )
     async with engine.connect() as db:
         assert (await db.execute(select(table_of(CustomerRow)))).all() == []
+
+
+async def test_a_transaction_whose_commit_fails_leaves_nothing_and_the_next_one_goes(
+    engine: AsyncEngine,
+):
+    def refuse(*_: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    event.listen(engine.sync_engine, "commit", refuse)
+    with pytest.raises(RuntimeError):
+        await Driver(engine).run(upsert_customer(KEY, at=T0))
+    event.remove(engine.sync_engine, "commit", refuse)
+
+    async with engine.connect() as db:
+        assert (await db.execute(select(table_of(CustomerRow)))).all() == []
+    await Driver(engine).run(upsert_customer(KEY, at=T0))  # not "within a transaction"
+    async with engine.connect() as db:
+        assert len((await db.execute(select(table_of(CustomerRow)))).all()) == 1
 
 
 @pytest.mark.sqlite_only
