@@ -25,7 +25,7 @@ from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Claim, Outgoing
 from storage.customers import contact_of
-from storage.driver import Driver, Statement, Work, changed, prefixed, set_columns
+from storage.driver import Batched, Driver, Statement, Work, changed, prefixed, set_columns
 from storage.models import OutboxRow, table_of
 from storage.upserts import upsert
 
@@ -131,6 +131,7 @@ class SqlOutbox:
 
     def __post_init__(self) -> None:
         self._driver = Driver(self.engine)
+        self._sent = Batched(self._driver, _record_sent)
 
     async def add(self, outgoing: Sequence[Outgoing], *, at: datetime) -> None:
         if outgoing:
@@ -159,9 +160,9 @@ class SqlOutbox:
         return list(dict.fromkeys(ChatKey(Channel(row.channel), row.chat_id) for row in rows))
 
     async def sent(self, message_id: str, *, vendor_id: str | None, at: datetime) -> None:
-        await self._driver.run(
-            _set(message_id, state=SENT, vendor_id=vendor_id, next_attempt_at=None, updated_at=at)
-        )
+        """Record the message sent; with those other chats' senders record at the same moment,
+        in one transaction."""
+        await self._sent.add((message_id, vendor_id, at))
 
     async def retry(self, message_id: str, *, attempts: int, next_at: datetime) -> None:
         await self._driver.run(
@@ -200,6 +201,13 @@ class SqlOutbox:
             pruned = (await db.execute(stmt)).rowcount
             await db.commit()
         return pruned
+
+
+def _record_sent(sent: list[tuple[str, str | None, datetime]]) -> Work[None]:
+    for message_id, vendor_id, at in sent:
+        yield from _set(
+            message_id, state=SENT, vendor_id=vendor_id, next_attempt_at=None, updated_at=at
+        )
 
 
 def _release(message_ids: Sequence[str], next_at: datetime) -> Work[None]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.messages import Link, Option, Reply
@@ -50,6 +52,45 @@ async def test_released_messages_are_due_again_and_sent_ones_are_not(engine: Asy
 
     again = await outbox.take(KEY, Claim(False, T0, LEASE))
     assert [(m.id, m.attempts) for m in again] == [("m:1", 1), ("m:2", 0)]
+
+
+async def test_messages_recorded_sent_at_the_same_moment_share_one_transaction(
+    engine: AsyncEngine,
+):
+    outbox = SqlOutbox(engine)
+    await outbox.add([Outgoing(f"m:{n}", KEY, Reply(str(n))) for n in range(4)], at=T0)
+    await outbox.take(KEY, Claim(False, T0, LEASE))
+    commits: list[None] = []
+    event.listen(engine.sync_engine, "commit", lambda _: commits.append(None))
+
+    await asyncio.gather(*(outbox.sent(f"m:{n}", vendor_id=str(n), at=T0) for n in range(3)))
+    after_them = len(commits)
+    await outbox.sent("m:3", vendor_id="3", at=T0)  # alone, later: a transaction of its own
+
+    assert (after_them, len(commits)) == (1, 2)
+    after_lease = Claim(False, LEASE, LEASE + timedelta(minutes=1))
+    assert await outbox.take(KEY, after_lease) == []  # all four sent: none taken over
+
+
+async def test_a_batch_that_fails_fails_every_sender_in_it_and_the_next_batch_goes(
+    engine: AsyncEngine,
+):
+    outbox = SqlOutbox(engine)
+    await outbox.add([Outgoing("m:0", KEY, Reply("0"))], at=T0)
+    await outbox.take(KEY, Claim(False, T0, LEASE))
+
+    def refuse(*_: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    event.listen(engine.sync_engine, "commit", refuse)
+    together = [outbox.sent("m:0", vendor_id=str(n), at=T0) for n in range(2)]
+    failed = await asyncio.gather(*together, return_exceptions=True)
+    event.remove(engine.sync_engine, "commit", refuse)
+    await outbox.sent("m:0", vendor_id="9", at=T0)
+
+    assert [type(error) for error in failed] == [RuntimeError, RuntimeError]
+    after_lease = Claim(False, LEASE, LEASE + timedelta(minutes=1))
+    assert await outbox.take(KEY, after_lease) == []
 
 
 async def test_one_sender_claims_a_message_and_a_crashed_one_is_taken_over(engine: AsyncEngine):
