@@ -10,6 +10,7 @@ only when it may have gone stale (``_check_on_checkout``).
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,29 @@ def _owner_only(path: Path) -> None:
         path.chmod(0o600)
 
 
+# The ids of the sqlite3 connections whose busy_timeout is 0 now. The driver's write transactions
+# in the event loop's thread must not wait there for another process's lock (storage.driver);
+# SQLAlchemy's and those in aiosqlite's thread must. The timeout is switched only when the
+# connection passes from one kind to the other: switching it twice around every driver write
+# was two statements of its ten (bench/).
+_IMPATIENT: set[int] = set()
+_PATIENT = f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"
+
+
+def impatient(db: sqlite3.Connection) -> None:
+    """Make a BEGIN IMMEDIATE on ``db`` fail at once when another process holds the lock."""
+    if id(db) not in _IMPATIENT:
+        db.execute("PRAGMA busy_timeout = 0")
+        _IMPATIENT.add(id(db))
+
+
+def patient(db: sqlite3.Connection) -> None:
+    """Make ``db`` wait for another process's lock again, up to ``BUSY_TIMEOUT_MS``."""
+    if id(db) in _IMPATIENT:
+        db.execute(_PATIENT)
+        _IMPATIENT.discard(id(db))
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # The driver must not emit its own BEGIN: _begin_immediate does (SQLAlchemy's recipe).
     dbapi_connection.isolation_level = None
@@ -119,11 +143,16 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+    _IMPATIENT.discard(id(dbapi_connection.driver_connection._conn))  # a new one at an old id
 
 
 def _begin_immediate(connection: Connection) -> None:
     # Take the write lock when the transaction starts: a deferred read transaction that later
     # writes cannot wait for the lock and fails at once with "database is locked".
+    raw = connection.connection.driver_connection
+    if raw is not None and id(raw._conn) in _IMPATIENT:  # the driver's last
+        connection.exec_driver_sql(_PATIENT)
+        _IMPATIENT.discard(id(raw._conn))
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -38,7 +38,7 @@ from sqlalchemy import Dialect, Select, Table, UpdateBase, bindparam
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.db import BUSY_TIMEOUT_MS
+from storage.db import impatient, patient
 from storage.sqlite_driver import Turns, checked_out
 
 T = TypeVar("T")
@@ -259,6 +259,7 @@ def _run_sqlite(
 ) -> T:
     """In aiosqlite's thread, waiting for SQLite's lock as long as the connection's busy
     timeout allows: the whole transaction."""
+    patient(db)
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     return _statements(db, work, dialect, events)
 
@@ -269,15 +270,13 @@ def _began_here(db: sqlite3.Connection, write: bool) -> bool:
     if not write:
         db.execute("BEGIN")  # WAL: a reader never waits for a writer
         return True
-    db.execute("PRAGMA busy_timeout = 0")
+    impatient(db)
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
             return False
         raise
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return True
 
 

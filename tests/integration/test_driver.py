@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.messages import Reply
@@ -195,3 +195,28 @@ async def test_while_another_process_writes_a_transaction_waits_off_the_event_lo
 
     assert not waited and not queued
     assert await reading == T0  # it read after the driver's write
+
+
+@pytest.mark.sqlite_only
+async def test_after_the_drivers_writes_sqlalchemy_still_waits_for_another_process(
+    engine: AsyncEngine, database_url: str
+):
+    """The driver's writes in the event loop's thread do not wait for another process's lock;
+    SQLAlchemy's transaction on the same connection right after them still does."""
+    contacts = SqlContacts(engine)
+    await contacts.mark(KEY, at=T0)  # a driver write: its connection no longer waits
+    other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+
+    async def write() -> None:
+        async with engine.begin() as db:
+            await db.execute(update(table_of(CustomerRow)).values(promos_opt_in_at=T0))
+
+    writing = asyncio.ensure_future(write())
+    waited, _ = await asyncio.wait([writing], timeout=0.2)
+    other.execute("COMMIT")
+    other.close()
+    await writing  # not "database is locked"
+    await contacts.mark(KEY, at=T0, promos=False)  # and the driver's next write goes on
+
+    assert not waited
