@@ -8,6 +8,10 @@ The payment of those ten purchases (form POST → "Recarga exitosa") is counted 
 Bot API and this load generator run outside valgrind. Prints "ours X M, echo Y M, ratio Z" and
 writes bench/results/instructions.json and, callgrind's largest costs, instructions.txt.
 
+``--open C`` counts instead whole purchases (nine updates and the payment each) posted in an
+open loop, 30 of them at C concurrent: the cost of chats meeting (a chat held while its next
+update arrives, sends finishing together), which serial purchases never show.
+
 ``--stored N`` first stores N purchases (open loop, outside valgrind) in our bot's database, so
 the count shows whether an update costs more as the data grows (a query plan that reads every
 order did: 7.1 M per update on an empty database, 17.0 M with 7,500 orders).
@@ -45,6 +49,7 @@ from bench.run import (
 )
 
 WARM_UP, COUNTED = 2, 10  # purchases (the echo bot: as many updates)
+OPEN_PURCHASES = 30  # --open
 UPDATES = 9  # per purchase, up to the payment link
 STARTUP_S = 300  # Python under valgrind starts some twenty times slower
 UPDATES_FILE = RESULTS / "callgrind.ours-updates"
@@ -153,6 +158,29 @@ async def ours(workdir: Path) -> dict[str, Any]:
     }
 
 
+async def open_loop(concurrency: int) -> dict[str, Any]:
+    """Instructions per purchase: ``OPEN_PURCHASES`` posted back to back, so many at once."""
+    out = RESULTS / "callgrind.open"
+    with tempfile.TemporaryDirectory(prefix="recargabot-instructions-") as tmp:
+        bot = await start_our_bot(Path(tmp), wrap=callgrind(out), within=STARTUP_S)
+        try:
+            urls = (f"http://127.0.0.1:{bot.bot_port}",)
+            async with driving(bot.fake_port, urls, 100) as driver:
+                await pool(WARM_UP, list(range(1, WARM_UP + 1)), driver.purchase_open_loop)
+                chats = list(range(100, 100 + OPEN_PURCHASES))
+                await counted(
+                    bot.bot.pid, lambda: pool(concurrency, chats, driver.purchase_open_loop)
+                )
+        finally:
+            stop(bot.bot)
+            stop(bot.fake)
+    return {
+        "purchases": OPEN_PURCHASES,
+        "concurrency": concurrency,
+        "instructions_per_purchase": total(out) / OPEN_PURCHASES,
+    }
+
+
 async def echo() -> dict[str, Any]:
     out = RESULTS / "callgrind.echo"
     async with echo_bot("aiohttp", 1, wrap=callgrind(out), within=STARTUP_S) as (driver, bot):
@@ -203,8 +231,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--stored", type=int, default=0, metavar="N",
                         help="purchases stored in our bot's database before counting")  # fmt: skip
-    stored = parser.parse_args().stored
+    parser.add_argument("--open", type=int, default=0, metavar="C",
+                        help="count purchases in an open loop, C at once, instead")  # fmt: skip
+    arguments = parser.parse_args()
+    stored = arguments.stored
     started = time.monotonic()
+    if arguments.open:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        counts = asyncio.run(open_loop(arguments.open))
+        (RESULTS / "instructions-open.json").write_text(json.dumps(counts, indent=2))
+        print(f"ours {counts['instructions_per_purchase'] / 1e6:.1f} M per purchase, open loop "
+              f"({OPEN_PURCHASES} at {arguments.open} concurrent; "
+              f"{time.monotonic() - started:.0f} s)")  # fmt: skip
+        return
     result = asyncio.run(measure(stored))
     result["seconds"] = time.monotonic() - started
     (RESULTS / "instructions.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
