@@ -204,6 +204,9 @@ class Batched(Generic[Item]):
         items, self._items, self._done = self._items, [], None  # later items: the next batch
         try:
             await self._driver.run(self._work(items))
+        except asyncio.CancelledError:
+            done.cancel()  # its waiters are told, not left waiting
+            raise
         except Exception as error:
             done.set_exception(error)
             done.exception()  # retrieved here too: its waiters may all have been cancelled
