@@ -201,7 +201,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 # The young generation's size: an update allocates thousands of short-lived objects, so at the
-# default 700 the collector ran several times per update (1.1% of the instructions, bench/).
+# default 700 the collector ran several times per update (1.6% of the instructions, bench/).
 YOUNG_OBJECTS = 20_000
 
 
