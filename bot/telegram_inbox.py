@@ -102,20 +102,30 @@ class UpdateInbox:
 
         try:
             async with self.locks.hold_now(key, within=self.holder_wait) as held:
-                seen = await self.pending.seen(key, update.update_id) if held else None
-                if seen and seen.delivered:
-                    await self._repeated(key, update)
-                    return
-                if seen and not seen.waiting:
-                    # The common path: one write, the chat's save, which records the delivery
-                    # too. A crash before it leaves Telegram without its 200: it sends it again.
-                    token = STORED.set(saved)
-                    try:
-                        await self.application.process_update(update)
-                    finally:
-                        STORED.reset(token)
-                    return
-            await self._keep(key, update, body)
+                if held:
+                    seen = await self.pending.seen(key, update.update_id)
+                    if seen.delivered:
+                        await self._repeated(key, update)
+                        return
+                    if not seen.waiting:
+                        # The common path: one write, the chat's save, which records the delivery
+                        # too. A crash before it leaves Telegram without its 200: it sends it
+                        # again.
+                        token = STORED.set(saved)
+                        try:
+                            await self.application.process_update(update)
+                        finally:
+                            STORED.reset(token)
+                        return
+                    # Behind kept ones: stored while held, so that the drain next in line here
+                    # cannot take a later kept update before this one is in.
+                    added = await self._stored(key, update, body)
+            if not held:
+                added = await self._stored(key, update, body)
+            if added:  # drained by a task started out here: it must take the chat itself
+                self.application.create_task(self.drain(key), update=update)
+            else:
+                await self._repeated(key, update)
         except asyncio.CancelledError:
             stored.cancel()
             raise
@@ -126,15 +136,15 @@ class UpdateInbox:
         finally:
             saved()
 
-    async def _keep(self, key: ChatKey, update: Update, body: str) -> None:
-        """Keep the update for its chat's drain, behind the chat's kept ones or its holder."""
-        if await self.pending.add(key, update.update_id, body, at=self.clock()):
-            if len(self._parsed) >= PARSED_KEPT:
-                del self._parsed[next(iter(self._parsed))]  # the oldest
-            self._parsed[update.update_id] = update
-            self.application.create_task(self.drain(key), update=update)
-        else:
-            await self._repeated(key, update)
+    async def _stored(self, key: ChatKey, update: Update, body: str) -> bool:
+        """Keep the update for its chat's drain, behind the chat's kept ones or its holder;
+        False if it was delivered before."""
+        if not await self.pending.add(key, update.update_id, body, at=self.clock()):
+            return False
+        if len(self._parsed) >= PARSED_KEPT:
+            del self._parsed[next(iter(self._parsed))]  # the oldest
+        self._parsed[update.update_id] = update
+        return True
 
     async def _repeated(self, key: ChatKey, update: Update) -> None:
         logger.info("update %s repeated for %s: ignored", update.update_id, mask_chat(key))
