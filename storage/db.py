@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,11 @@ def impatient(db: sqlite3.Connection) -> None:
         _IMPATIENT.add(id(db))
 
 
-def patient(db: sqlite3.Connection) -> None:
-    """Make ``db`` wait for another process's lock again, up to ``BUSY_TIMEOUT_MS``."""
+def patient(db: sqlite3.Connection, execute: Callable[[str], object] | None = None) -> None:
+    """Make ``db`` wait for another process's lock again, up to ``BUSY_TIMEOUT_MS``; the
+    PRAGMA through ``execute`` if given (SQLAlchemy's connection holding ``db``)."""
     if id(db) in _IMPATIENT:
-        db.execute(_PATIENT)
+        (execute or db.execute)(_PATIENT)
         _IMPATIENT.discard(id(db))
 
 
@@ -150,9 +152,8 @@ def _begin_immediate(connection: Connection) -> None:
     # Take the write lock when the transaction starts: a deferred read transaction that later
     # writes cannot wait for the lock and fails at once with "database is locked".
     raw = connection.connection.driver_connection
-    if raw is not None and id(raw._conn) in _IMPATIENT:  # the driver's last
-        connection.exec_driver_sql(_PATIENT)
-        _IMPATIENT.discard(id(raw._conn))
+    if raw is not None:  # after the driver's own writes, it waits again
+        patient(raw._conn, connection.exec_driver_sql)
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
