@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 from weakref import WeakKeyDictionary
@@ -51,8 +53,10 @@ class Result(NamedTuple):
     rowcount: int
 
 
+# A statement with its parameters.
+Step = tuple["Statement", Mapping[str, Any]]
 # A transaction's body: yields each statement with its parameters, gets its Result back.
-Work = Generator[tuple["Statement", Mapping[str, Any]], Result, T]
+Work = Generator[Step, Result, T]
 
 _MISSING = object()
 
@@ -173,8 +177,49 @@ class Driver:
                     return _statements(conn, work, self.dialect, events)
                 ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
                 return ran
-        async with checked_out(self.engine) as driver:
+        async with self._asyncpg() as driver:
             return await _run_asyncpg(driver, work, self.dialect, write, events)
+
+    async def run_one(self, statement: Statement, values: Mapping[str, Any]) -> Result:
+        """Run one statement as a transaction of its own: on PostgreSQL without BEGIN and COMMIT
+        around it, two round trips fewer (the engine's commit listeners are told before it
+        runs, as they would be before a COMMIT that then writes it)."""
+        if self._turns is not None:
+            return await self.run(_one(statement, values))
+        async with self._asyncpg() as driver:
+            compiled, args = _prepared(statement, values, self.dialect, self._events)
+            if self._events.commit:
+                self._events.commit(None)
+            return await _execute_asyncpg(driver, compiled, args)
+
+    @asynccontextmanager
+    async def _asyncpg(self) -> AsyncIterator[Any]:
+        """The connection lent to this task (``lent``), or one checked out of the pool."""
+        lent = _LENT.get()
+        if lent is not None and lent[0] is asyncio.current_task():
+            yield lent[1]
+            return
+        async with checked_out(self.engine) as driver:
+            yield driver
+
+
+# The connection lent to a task, and that task (storage.locks: the one holding its chat's lock).
+_LENT: ContextVar[tuple[asyncio.Task[Any] | None, Any] | None] = ContextVar("lent", default=None)
+
+
+@contextmanager
+def lent(db: Any) -> Iterator[None]:
+    """Run this task's transactions on ``db`` (asyncpg's) instead of a connection checked out of
+    the pool for each: the connection that holds the chat's advisory lock sits idle while the
+    chat's update is handled, and each checkout and return cost more than the transaction's own
+    statements (bench/). Only this task: one started inside inherits the variable, but running
+    beside it on the same connection would fail (asyncpg runs one operation at a time), and it
+    may outlive the lend."""
+    token = _LENT.set((asyncio.current_task(), db))
+    try:
+        yield
+    finally:
+        _LENT.reset(token)
 
 
 class Batched(Generic[Item]):
@@ -182,11 +227,12 @@ class Batched(Generic[Item]):
 
     Under load many chats record a message sent at about the same moment; alone, each such
     one-row write paid a whole transaction (BEGIN, the lock, COMMIT), most of its cost (bench/).
+    Each item is written by one statement (``write``), so a batch of one runs on its own.
     ``add`` returns once the transaction holding the item committed, or raises what it raised.
     """
 
-    def __init__(self, driver: Driver, work: Callable[[list[Item]], Work[None]]) -> None:
-        self._driver, self._work = driver, work
+    def __init__(self, driver: Driver, write: Callable[[Item], Step]) -> None:
+        self._driver, self._write_one = driver, write
         self._items: list[Item] = []
         self._done: asyncio.Future[None] | None = None
         self._writing: set[asyncio.Task[None]] = set()
@@ -202,8 +248,12 @@ class Batched(Generic[Item]):
 
     async def _write(self, done: asyncio.Future[None]) -> None:
         items, self._items, self._done = self._items, [], None  # later items: the next batch
+        steps = [self._write_one(item) for item in items]
         try:
-            await self._driver.run(self._work(items))
+            if len(steps) == 1:
+                await self._driver.run_one(*steps[0])
+            else:
+                await self._driver.run(_in_turn(steps))
         except asyncio.CancelledError:
             done.cancel()  # its waiters are told, not left waiting
             raise
@@ -212,6 +262,15 @@ class Batched(Generic[Item]):
             done.exception()  # retrieved here too: its waiters may all have been cancelled
         else:
             done.set_result(None)
+
+
+def _in_turn(steps: list[Step]) -> Work[None]:
+    for step in steps:  # noqa: UP028 (a list's iterator cannot be sent each Result)
+        yield step
+
+
+def _one(statement: Statement, params: Mapping[str, Any]) -> Work[Result]:
+    return (yield statement, params)
 
 
 def changed(statement: Statement, params: Mapping[str, Any]) -> Work[int]:
@@ -342,16 +401,18 @@ async def _statements_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: 
         statement, values = next(work)
         while True:
             compiled, args = _prepared(statement, values, dialect, events)
-            if compiled.columns:
-                records = await db.fetch(compiled.sql, *args)
-                result = Result(compiled.read(records), len(records))
-            else:
-                status: str = await db.execute(compiled.sql, *args)
-                count = status.rpartition(" ")[2]
-                result = Result([], int(count) if count.isdigit() else -1)
-            statement, values = work.send(result)
+            statement, values = work.send(await _execute_asyncpg(db, compiled, args))
     except StopIteration as done:
         if events.commit:
             events.commit(None)
         value: T = done.value
         return value
+
+
+async def _execute_asyncpg(db: Any, compiled: _Compiled, args: tuple[Any, ...]) -> Result:
+    if compiled.columns:
+        records = await db.fetch(compiled.sql, *args)
+        return Result(compiled.read(records), len(records))
+    status: str = await db.execute(compiled.sql, *args)
+    count = status.rpartition(" ")[2]
+    return Result([], int(count) if count.isdigit() else -1)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import ChatKey
 from conversations.service import KeyedLocks
+from storage.driver import lent
 from storage.sqlite_driver import checked_out
 
 
@@ -63,7 +64,8 @@ _UNLOCK = "SELECT pg_advisory_unlock($1)"
 @asynccontextmanager
 async def _advisory_lock(engine: AsyncEngine, key: ChatKey) -> AsyncIterator[None]:
     """The chat's session-level advisory lock, on a pooled connection of its own, through asyncpg
-    itself (no SQLAlchemy execution layer around its two statements). If the lock or its release
+    itself (no SQLAlchemy execution layer around its two statements); the holder's transactions
+    run on that connection too (``storage.driver.lent``). If the lock or its release
     does not finish (a cancelled wait may still have been granted), the session is ended, and the
     lock with it: the pool replaces a closed connection at its next checkout (``storage.db``)."""
     ident = lock_id(key)
@@ -72,7 +74,8 @@ async def _advisory_lock(engine: AsyncEngine, key: ChatKey) -> AsyncIterator[Non
         try:
             await db.fetchval(_LOCK, ident)
             try:
-                yield
+                with lent(db):
+                    yield
             finally:
                 await db.fetchval(_UNLOCK, ident)
                 settled = True

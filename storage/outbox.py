@@ -25,7 +25,16 @@ from conversations.messages import Link, Option, Reply
 from conversations.model import Channel, ChatKey
 from conversations.ports import Claim, Outgoing
 from storage.customers import contact_of
-from storage.driver import Batched, Driver, Statement, Work, changed, prefixed, set_columns
+from storage.driver import (
+    Batched,
+    Driver,
+    Statement,
+    Step,
+    Work,
+    changed,
+    prefixed,
+    set_columns,
+)
 from storage.models import OutboxRow, table_of
 from storage.upserts import upsert
 
@@ -121,8 +130,12 @@ def _set_statement(columns: tuple[str, ...]) -> Statement:
     return Statement(update(_TABLE).where(_C.message_id == bindparam("id")).values(values))
 
 
+def _setting(message_id: str, **values: Any) -> Step:
+    return _set_statement(tuple(values)), {"id": message_id, **prefixed(values)}
+
+
 def _set(message_id: str, **values: Any) -> Work[None]:
-    yield _set_statement(tuple(values)), {"id": message_id, **prefixed(values)}
+    yield _setting(message_id, **values)
 
 
 @dataclass
@@ -203,11 +216,11 @@ class SqlOutbox:
         return pruned
 
 
-def _record_sent(sent: list[tuple[str, str | None, datetime]]) -> Work[None]:
-    for message_id, vendor_id, at in sent:
-        yield from _set(
-            message_id, state=SENT, vendor_id=vendor_id, next_attempt_at=None, updated_at=at
-        )
+def _record_sent(sent: tuple[str, str | None, datetime]) -> Step:
+    message_id, vendor_id, at = sent
+    return _setting(
+        message_id, state=SENT, vendor_id=vendor_id, next_attempt_at=None, updated_at=at
+    )
 
 
 def _release(message_ids: Sequence[str], next_at: datetime) -> Work[None]:

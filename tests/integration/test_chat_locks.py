@@ -6,12 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import storage.db
 from conversations.model import Channel, ChatKey
+from conversations.session import Session
+from storage.chats import SqlConversationStore
 from storage.db import make_engine
+from storage.driver import Driver, Work
 from storage.locks import AdvisoryChatLocks, lock_id
 
 pytestmark = pytest.mark.postgres_only
@@ -94,6 +97,36 @@ async def test_a_wait_cancelled_leaves_no_lock_behind(replicas):
     # The cancelled wait's session was ended, not pooled with a lock it may have been granted.
     assert await _free(first, CHAT)
     assert await _free(second, CHAT)
+
+
+async def test_the_holder_runs_its_transactions_on_the_connection_holding_the_lock(
+    engine, replicas
+):
+    """No checkout per transaction under a held chat; a task started inside checks out its
+    own, and runs beside the holder's; a transaction that fails there keeps the lock."""
+    _, other = replicas
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine, "checkout", lambda *_: checkouts.append(None))
+    store = SqlConversationStore(engine)
+
+    def fails() -> Work[None]:
+        yield from ()
+        raise RuntimeError("inside the transaction")
+
+    async with AdvisoryChatLocks(engine, max_held=2).hold(CHAT):
+        held = len(checkouts)
+        await store.save(CHAT, Session(), outgoing=[])
+        await store.load(CHAT)
+        assert len(checkouts) == held
+        beside = asyncio.create_task(store.load(OTHER))  # starts as the holder's load waits
+        assert await store.load(CHAT) == Session()
+        assert await beside == Session()
+        assert len(checkouts) == held + 1
+        with pytest.raises(RuntimeError):
+            await Driver(engine).run(fails())
+        assert not await _free(other, CHAT)
+        await store.save(CHAT, Session(), outgoing=[])
+    assert await _free(other, CHAT)
 
 
 async def _hold_briefly(locks: AdvisoryChatLocks) -> None:
