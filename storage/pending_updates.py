@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import Channel, ChatKey
@@ -37,10 +37,14 @@ _MORE = Statement(
 )
 _DROP = Statement(delete(_TABLE).where(_TABLE.c.update_id == bindparam("update_id")))
 _INBOUND = table_of(InboundMessageRow).c
+# Both questions in one statement: it runs before every update is handled.
 _SEEN = Statement(
-    select(_INBOUND.message_id).where(
-        _INBOUND.channel == Channel.TELEGRAM.value,
-        _INBOUND.message_id == bindparam("message_id"),
+    select(
+        exists().where(
+            _INBOUND.channel == Channel.TELEGRAM.value,
+            _INBOUND.message_id == bindparam("message_id"),
+        ),
+        exists().where(_TABLE.c.chat_hash == bindparam("chat_hash")),
     )
 )
 
@@ -108,8 +112,10 @@ def _take(key: ChatKey) -> Work[tuple[str | None, bool]]:
 
 
 def _seen(key: ChatKey, update_id: int) -> Work[Seen]:
-    delivered = (yield _SEEN, {"message_id": str(update_id)}).rows
-    return Seen(bool(delivered), bool((yield _MORE, {"chat_hash": key.chat_id}).rows))
+    delivered, waiting = (
+        yield _SEEN, {"message_id": str(update_id), "chat_hash": key.chat_id}
+    ).rows[0]
+    return Seen(bool(delivered), bool(waiting))
 
 
 def answered(key: ChatKey, delivery: str) -> Work[None]:
