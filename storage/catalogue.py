@@ -5,8 +5,8 @@ touches the operators' names, descriptions, order or hiding. Orders keep a snaps
 bought, so a price changed by a sync does not alter an open order.
 
 What is on sale (``on_sale``, ``current()``) is read with the chat for every customer message:
-it costs one small query (the table's row count and revisions) unless something changed, so a
-``hide`` acts on the next message.
+it costs the table's row count and revisions (read with the chat's row) unless something
+changed, so a ``hide`` acts on the next message.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ _TABLE = table_of(CataloguePackageRow)
 _C = _TABLE.c
 # Every write bumps its row's revision: the sum changes with any edit, whatever the clock says.
 _STAMP = Statement(select(func.count(), func.sum(_C.revision)))
+# The same two figures as columns of another query (a chat's load).
+STAMP = tuple(
+    select(figure).select_from(_TABLE).scalar_subquery()
+    for figure in (func.count(), func.sum(_C.revision))
+)
 _ALL = Statement(select(_TABLE).order_by(_C.position, _C.code))
 
 
@@ -55,9 +60,11 @@ class SqlCatalogue:
         """The packages on sale, in the operators' order."""
         return await self._driver.run(self.on_sale(), write=False)
 
-    def on_sale(self) -> Work[Catalogue]:
-        """``current()`` as a step of a read that takes other rows too (a chat's load)."""
-        stamp = tuple((yield _STAMP, {}).rows[0])
+    def on_sale(self, stamp: tuple[Any, ...] | None = None) -> Work[Catalogue]:
+        """``current()`` as a step of a read that takes other rows too (a chat's load), which
+        may have read the table's ``STAMP`` already."""
+        if stamp is None:
+            stamp = tuple((yield _STAMP, {}).rows[0])
         if self._cached is not None and self._cached[0] == stamp:
             return self._cached[1]
         listed = yield from _listed()

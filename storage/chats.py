@@ -20,7 +20,7 @@ from conversations.machine import ProfileChange, RecordConsent, RecordPromos, Re
 from conversations.model import ChatKey, Line, Order, OrderState
 from conversations.ports import Claim, Move, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
-from storage.catalogue import SqlCatalogue
+from storage.catalogue import STAMP, SqlCatalogue
 from storage.customers import chat_params, inbound, of_chat, saved_lines, upsert_customer
 from storage.driver import Driver, Rollback, Statement, Work, changed
 from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
@@ -55,8 +55,12 @@ class SqlConversationStore:
         return await self._driver.run(self._for_step(key), write=False)
 
     def _for_step(self, key: ChatKey) -> Work[tuple[Session, Catalogue | None]]:
-        session = yield from _load(key)
-        return session, (yield from self.catalogue.on_sale()) if self.catalogue else None
+        if self.catalogue is None:
+            return (yield from _load(key)), None
+        found = (yield _CHAT_STATE_AND_STAMP, chat_params(key)).rows
+        session = yield from _session_of(found)
+        stamp = tuple(found[0][-len(STAMP) :]) if found else None  # an unknown chat: read apart
+        return session, (yield from self.catalogue.on_sale(stamp))
 
     async def save(
         self,
@@ -93,7 +97,12 @@ class SqlConversationStore:
 
 
 def _load(key: ChatKey) -> Work[Session]:
-    found = (yield _CHAT_STATE, chat_params(key)).rows
+    return (yield from _session_of((yield _CHAT_STATE, chat_params(key)).rows))
+
+
+def _session_of(found: list[Any]) -> Work[Session]:
+    """The session of the chat's row as ``_chat_state`` reads it (none: a new chat), with its
+    saved lines."""
     if not found:
         return Session()
     row: Any = found[0]  # the columns by name, as purchase_of reads an order's
@@ -170,9 +179,9 @@ def _remember_line(customer_id: int, line: Line, *, at: datetime) -> Work[None]:
     yield from put(SavedLineRow, keys, values)
 
 
-def _chat_state() -> Select[Any]:
+def _chat_state(*also: Any) -> Select[Any]:
     """The chat's customer (id, consent, promo question), its stored state and what its latest
-    completed order bought (for "Repetir última recarga"), in one row."""
+    completed order bought (for "Repetir última recarga"), in one row; then ``also``."""
     customers, conversations = table_of(CustomerRow), table_of(ConversationRow)
     customer, conversation, done = customers.c, conversations.c, ORDERS.alias("done").c
     latest = (
@@ -189,6 +198,7 @@ def _chat_state() -> Select[Any]:
         customer.promos_asked_at,
         conversation.state,
         *(ORDER[name] for name in BOUGHT),
+        *also,
     )
     return stmt.select_from(
         customers.outerjoin(conversations, conversation.customer_id == customer.id).outerjoin(
@@ -198,3 +208,5 @@ def _chat_state() -> Select[Any]:
 
 
 _CHAT_STATE = Statement(_chat_state())
+# What a step reads: the chat's row and the catalogue's stamp, in one round trip.
+_CHAT_STATE_AND_STAMP = Statement(_chat_state(*STAMP))
