@@ -17,11 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.catalog import Catalogue
 from conversations.machine import ProfileChange, RecordConsent, RecordPromos, RememberLine
-from conversations.model import ChatKey, Line, Order, OrderState
+from conversations.model import ChatKey, DocType, Line, Order, OrderState
 from conversations.ports import Claim, Move, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
 from storage.catalogue import STAMP, SqlCatalogue
-from storage.customers import chat_params, inbound, of_chat, saved_lines, upsert_customer
+from storage.customers import (
+    NEWEST_LINE_FIRST,
+    SAVED_LINE,
+    SAVED_LINES,
+    chat_params,
+    inbound,
+    of_chat,
+    upsert_customer,
+)
 from storage.driver import Driver, Rollback, Statement, Work, changed
 from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
 from storage.orders import BOUGHT, ORDER, ORDERS, TOLD, make_move, purchase_of
@@ -58,7 +66,7 @@ class SqlConversationStore:
         if self.catalogue is None:
             return (yield from _load(key)), None
         found = (yield _CHAT_STATE_AND_STAMP, chat_params(key)).rows
-        session = yield from _session_of(found)
+        session = _session_of(found)
         stamp = tuple(found[0][-len(STAMP) :]) if found else None  # an unknown chat: read apart
         return session, (yield from self.catalogue.on_sale(stamp))
 
@@ -97,19 +105,23 @@ class SqlConversationStore:
 
 
 def _load(key: ChatKey) -> Work[Session]:
-    return (yield from _session_of((yield _CHAT_STATE, chat_params(key)).rows))
+    return _session_of((yield _CHAT_STATE, chat_params(key)).rows)
 
 
-def _session_of(found: list[Any]) -> Work[Session]:
-    """The session of the chat's row as ``_chat_state`` reads it (none: a new chat), with its
-    saved lines."""
+def _session_of(found: list[Any]) -> Session:
+    """The session of the chat's rows as ``_chat_state`` reads them (none: a new chat)."""
     if not found:
         return Session()
     row: Any = found[0]  # the columns by name, as purchase_of reads an order's
+    lines = tuple(
+        Line(r.line_msisdn, r.line_owner_name, DocType(r.line_doc_type), r.line_doc_number)
+        for r in found
+        if r.line_msisdn is not None
+    )
     profile = Profile(
         consented=row.consent_version is not None,
         promos_asked=row.promos_asked_at is not None,
-        lines=(yield from saved_lines(row.id)),
+        lines=lines,
         last=purchase_of(row) if row.product_code is not None else None,
     )
     return load_session(row.state, profile)
@@ -180,8 +192,9 @@ def _remember_line(customer_id: int, line: Line, *, at: datetime) -> Work[None]:
 
 
 def _chat_state(*also: Any) -> Select[Any]:
-    """The chat's customer (id, consent, promo question), its stored state and what its latest
-    completed order bought (for "Repetir última recarga"), in one row; then ``also``."""
+    """The chat's customer (id, consent, promo question), its stored state, what its latest
+    completed order bought (for "Repetir última recarga") and then ``also``, in a row for each of
+    its saved lines, the newest first (one row without, its line columns NULL)."""
     customers, conversations = table_of(CustomerRow), table_of(ConversationRow)
     customer, conversation, done = customers.c, conversations.c, ORDERS.alias("done").c
     latest = (
@@ -198,13 +211,15 @@ def _chat_state(*also: Any) -> Select[Any]:
         customer.promos_asked_at,
         conversation.state,
         *(ORDER[name] for name in BOUGHT),
+        *(column.label(f"line_{column.key}") for column in SAVED_LINE),
         *also,
     )
-    return stmt.select_from(
-        customers.outerjoin(conversations, conversation.customer_id == customer.id).outerjoin(
-            ORDERS, ORDER.id == latest
-        )
+    joined = (
+        customers.outerjoin(conversations, conversation.customer_id == customer.id)
+        .outerjoin(ORDERS, ORDER.id == latest)
+        .outerjoin(SAVED_LINES, SAVED_LINES.c.customer_id == customer.id)
     )
+    return stmt.select_from(joined).order_by(*NEWEST_LINE_FIRST)
 
 
 _CHAT_STATE = Statement(_chat_state())

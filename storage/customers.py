@@ -142,11 +142,14 @@ def of_chat(*columns: Any) -> Select[Any]:
 
 _C = table_of(CustomerRow).c
 _CONTACT = Statement(of_chat(_C.last_inbound_at, _C.unreachable_at, _C.opted_out_at))
-_L = table_of(SavedLineRow).c
+SAVED_LINES = table_of(SavedLineRow)
+_L = SAVED_LINES.c
+SAVED_LINE = (_L.msisdn, _L.owner_name, _L.doc_type, _L.doc_number)  # a Line's fields, in order
+NEWEST_LINE_FIRST = (_L.updated_at.desc(), _L.id.desc())
 _SAVED_LINES = Statement(
-    select(_L.msisdn, _L.owner_name, _L.doc_type, _L.doc_number)
+    select(*SAVED_LINE)
     .where(_L.customer_id == bindparam("customer_id"))
-    .order_by(_L.updated_at.desc(), _L.id.desc())
+    .order_by(*NEWEST_LINE_FIRST)
 )
 
 
