@@ -148,7 +148,8 @@ def _save(
     heard: dict[str, Any] = {}
     if delivery is not None:
         heard = yield from inbound(key, delivery, at=at)
-        yield from answered(key, delivery)
+        if not heard:  # recorded before: by its keeping too (a copy kept meanwhile goes)
+            yield from answered(key, delivery)
     customer_id = yield from _keep(key, profile, at=at, **heard)
     values = {"state": dump_session(session), "updated_at": at}
     yield from put(ConversationRow, {"customer_id": customer_id}, values)

@@ -120,6 +120,8 @@ def _seen(key: ChatKey, update_id: int) -> Work[Seen]:
 
 def answered(key: ChatKey, delivery: str) -> Work[None]:
     """A Telegram update answered in its webhook's request: a copy of it kept meanwhile (Telegram
-    repeated it to another replica while the first was under way) is dropped, not handled again."""
+    repeated it to another replica while the first was under way) is dropped, not handled again.
+    Only needed when the update's delivery was recorded before the answer's: keeping a copy
+    records it, in the same transaction."""
     if key.channel is Channel.TELEGRAM:
         yield _DROP, {"update_id": int(delivery)}
