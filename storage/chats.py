@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.catalog import Catalogue
@@ -192,6 +192,11 @@ def _remember_line(customer_id: int, line: Line, *, at: datetime) -> Work[None]:
     yield from put(SavedLineRow, keys, values)
 
 
+# In the SQL itself, not bound: PostgreSQL then plans the statement once per connection (its
+# generic plan is as good as any), where bound constants had it planned again for every message.
+_COMPLETED = f"'{OrderState.COMPLETED.value}'"
+
+
 def _chat_state(*also: Any) -> Select[Any]:
     """The chat's customer (id, consent, promo question), its stored state, what its latest
     completed order bought (for "Repetir última recarga") and then ``also``, in a row for each of
@@ -200,9 +205,9 @@ def _chat_state(*also: Any) -> Select[Any]:
     customer, conversation, done = customers.c, conversations.c, ORDERS.alias("done").c
     latest = (
         select(done.id)
-        .where(done.customer_id == customer.id, done.state == OrderState.COMPLETED.value)
+        .where(done.customer_id == customer.id, done.state == literal_column(_COMPLETED))
         .order_by(done.created_at.desc(), done.id.desc())
-        .limit(1)
+        .limit(literal_column("1"))
         .correlate(customers)
         .scalar_subquery()
     )
