@@ -140,10 +140,17 @@ def _save(
     at: datetime,
 ) -> Work[Sequence[Outgoing]]:
     if notice is not None:
-        if settles is not None and not (yield from make_move(notice.id, settles, at=at)):
+        # The move that ends the order tells it in the same UPDATE: nobody told a state it was
+        # not in before.
+        tells = (
+            settles is not None and settles.to is notice.state and settles.to not in settles.from_
+        )
+        if settles is not None and not (
+            yield from make_move(notice.id, settles, at=at, told=tells)
+        ):
             raise Rollback(())  # another caller ended the order (and tells it)
         told = {"order_id": notice.id, "told": notice.state.value}
-        if not (yield from changed(TOLD, told)):
+        if not tells and not (yield from changed(TOLD, told)):
             raise Rollback(())  # told already (another teller), or the order moved on
     heard: dict[str, Any] = {}
     if delivery is not None:

@@ -51,8 +51,21 @@ UNFINISHED_LIMIT = 500
 ORDERS = table_of(OrderRow)
 ORDER = ORDERS.c
 _INSERT_ORDER = Statement(insert(ORDERS), columns=tuple(OrderRow.model_fields))
-_INSERT_EVENT = Statement(
-    insert(table_of(OrderEventRow)), columns=("order_id", "state", "cause", "at")
+_EVENTS = table_of(OrderEventRow)
+_INSERT_EVENT = Statement(insert(_EVENTS), columns=("order_id", "state", "cause", "at"))
+# A move through a state (paid, on to the top-up) notes both on the timeline in one statement.
+_INSERT_TWO_EVENTS = Statement(
+    insert(_EVENTS).values(
+        [
+            {
+                "order_id": bindparam("order_id", type_=_EVENTS.c.order_id.type),
+                "state": bindparam(f"state_{n}", type_=_EVENTS.c.state.type),
+                "cause": bindparam(f"cause_{n}", type_=_EVENTS.c.cause.type),
+                "at": bindparam("at", type_=_EVENTS.c.at.type),
+            }
+            for n in (0, 1)
+        ]
+    )
 )
 _ORDER = Statement(select(ORDERS).where(ORDER.id == bindparam("order_id")))
 _EXISTS = Statement(select(ORDER.id).where(ORDER.id == bindparam("order_id")))
@@ -205,19 +218,26 @@ def _move(
     return True
 
 
-def make_move(order_id: str, move: Move, *, at: datetime, cause: str | None = None) -> Work[bool]:
+def make_move(
+    order_id: str, move: Move, *, at: datetime, cause: str | None = None, told: bool = False
+) -> Work[bool]:
     """The move's conditional UPDATE and its timeline, inside the caller's transaction; False
-    (nothing written) when the order is in none of the move's states."""
-    statement, values = _moving(move.from_, move.to, move.changes)
+    (nothing written) when the order is in none of the move's states. ``told``: the state it
+    reaches is told to the customer in this transaction too (``TOLD``, in the same UPDATE)."""
+    statement, values = _moving(move.from_, move.to, move.changes, told=told)
     moved = yield statement, {"order_id": order_id, "at": at, **values}
     if moved.rowcount != 1:
         return False
     cause = cause or move.changes.failure
-    if move.via is not None:
-        yield from _add_event(order_id, move.via, at=at, cause=cause)
-        cause = None
+    reached = [(move.via, cause)] if move.via is not None else []
     if move.from_ != {move.to}:  # a change of state, not of details (a checkout attached)
-        yield from _add_event(order_id, move.to, at=at, cause=cause)
+        reached.append((move.to, None if reached else cause))
+    if len(reached) == 2:
+        (via, via_cause), (to, _) = reached
+        both = {"state_0": via.value, "cause_0": via_cause, "state_1": to.value, "cause_1": None}
+        yield _INSERT_TWO_EVENTS, {"order_id": order_id, "at": at, **both}
+    elif reached:
+        yield from _add_event(order_id, reached[0][0], at=at, cause=reached[0][1])
     return True
 
 
@@ -239,7 +259,7 @@ def _add_event(order_id: str, state: OrderState, *, at: datetime, cause: str | N
 
 
 def _moving(
-    from_: frozenset[OrderState], to: OrderState, changes: OrderChanges
+    from_: frozenset[OrderState], to: OrderState, changes: OrderChanges, *, told: bool = False
 ) -> tuple[Statement, dict[str, Any]]:
     """UPDATE the order to ``to`` only while it is in one of ``from_``; None changes are skipped."""
     given = {
@@ -250,6 +270,7 @@ def _moving(
         "next_attempt_at": changes.next_attempt_at,
         "refund_after": changes.refund_after,
         **_checkout_columns(changes.checkout),
+        "notified_state": to.value if told else None,
     }
     values = {name: value for name, value in given.items() if value is not None}
     return _move_statement(from_, to, tuple(values)), prefixed(values)
