@@ -269,6 +269,11 @@ def _in_turn(steps: list[Step]) -> Work[None]:
         yield step
 
 
+def only(work: Work[Any]) -> Step:
+    """The statement of a work that runs just one (``put``, ``changed``): ``run_one`` runs it."""
+    return next(work)
+
+
 def _one(statement: Statement, params: Mapping[str, Any]) -> Work[Result]:
     return (yield statement, params)
 

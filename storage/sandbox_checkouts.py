@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.driver import Driver, Statement, Work
+from storage.driver import Driver, Statement, Work, only
 from storage.models import SandboxCheckoutRow, table_of
 from storage.upserts import put
 
@@ -31,7 +31,9 @@ class SqlSandboxCheckouts:
 
     async def end(self, session_id: str, state: str, *, brand: str | None, at: datetime) -> bool:
         """Insert the end once: the primary key refuses a second one, whoever comes second."""
-        return await self._driver.run(_end(session_id, state, brand, at))
+        new = {"state": state, "card_brand": brand, "at": at}
+        ending = put(SandboxCheckoutRow, {"session_id": session_id}, {}, new=new)
+        return bool((await self._driver.run_one(*only(ending))).rowcount)
 
 
 def _ended(session_id: str) -> Work[tuple[str, str | None] | None]:
@@ -40,10 +42,3 @@ def _ended(session_id: str) -> Work[tuple[str, str | None] | None]:
         return None
     state, brand = rows[0]
     return state, brand
-
-
-def _end(session_id: str, state: str, brand: str | None, at: datetime) -> Work[bool]:
-    new = {"state": state, "card_brand": brand, "at": at}
-    return bool(
-        (yield from put(SandboxCheckoutRow, {"session_id": session_id}, {}, new=new)).rowcount
-    )

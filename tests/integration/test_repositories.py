@@ -39,6 +39,7 @@ from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.orders import SqlOrders
 from storage.pending_updates import Seen, SqlPendingUpdates
+from storage.sandbox_checkouts import SqlSandboxCheckouts
 
 S = OrderState
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -645,3 +646,17 @@ async def test_a_save_keeps_what_the_step_kept_of_the_customer(store: SqlConvers
     assert loaded.step is Step.ASK_NAME
     assert loaded.profile.consented and loaded.profile.promos_asked
     assert loaded.profile.lines == (a_line(),)
+
+
+# ---------------------------------------------------------------- sandbox checkouts
+
+
+async def test_a_sandbox_checkout_ends_once_and_is_remembered(engine: AsyncEngine):
+    checkouts = SqlSandboxCheckouts(engine)
+    assert await checkouts.ended("cs_1") is None
+
+    first = await checkouts.end("cs_1", "paid", brand="visa", at=T0)
+    second = await checkouts.end("cs_1", "expired", brand=None, at=T0)  # the other submit
+
+    assert (first, second) == (True, False)
+    assert await checkouts.ended("cs_1") == ("paid", "visa")
