@@ -21,7 +21,8 @@ statement, BEGIN and COMMIT) was most of an update's instructions (bench/). Here
 
 The connection is the engine's own pooled one: on SQLite ``Turns`` (``storage.sqlite_driver``)
 lends the single connection, and SQLAlchemy's own transactions take their turn with the
-driver's instead of racing them for SQLite's lock.
+driver's instead of racing them for SQLite's lock; on PostgreSQL a task holding a chat runs on
+the connection that holds the chat's lock (``lent``).
 """
 
 from __future__ import annotations
