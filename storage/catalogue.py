@@ -27,12 +27,12 @@ from storage.models import CataloguePackageRow, table_of
 _TABLE = table_of(CataloguePackageRow)
 _C = _TABLE.c
 # Every write bumps its row's revision: the sum changes with any edit, whatever the clock says.
-_STAMP = Statement(select(func.count(), func.sum(_C.revision)))
-# The same two figures as columns of another query (a chat's load).
+# Two columns, so that another query (a chat's load) can read them with its own.
 STAMP = tuple(
     select(figure).select_from(_TABLE).scalar_subquery()
     for figure in (func.count(), func.sum(_C.revision))
 )
+_STAMP = Statement(select(*STAMP))
 _ALL = Statement(select(_TABLE).order_by(_C.position, _C.code))
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.catalog import Catalogue
 from conversations.machine import ProfileChange, RecordConsent, RecordPromos, RememberLine
-from conversations.model import ChatKey, DocType, Line, Order, OrderState
+from conversations.model import ChatKey, Line, Order, OrderState
 from conversations.ports import Claim, Move, Outgoing
 from conversations.session import Profile, Session, dump_session, load_session
 from storage.catalogue import STAMP, SqlCatalogue
@@ -27,6 +27,7 @@ from storage.customers import (
     SAVED_LINES,
     chat_params,
     inbound,
+    lines_of,
     of_chat,
     upsert_customer,
 )
@@ -113,10 +114,8 @@ def _session_of(found: list[Any]) -> Session:
     if not found:
         return Session()
     row: Any = found[0]  # the columns by name, as purchase_of reads an order's
-    lines = tuple(
-        Line(r.line_msisdn, r.line_owner_name, DocType(r.line_doc_type), r.line_doc_number)
-        for r in found
-        if r.line_msisdn is not None
+    lines = lines_of(
+        (r.line_msisdn, r.line_owner_name, r.line_doc_type, r.line_doc_number) for r in found
     )
     profile = Profile(
         consented=row.consent_version is not None,

@@ -6,6 +6,7 @@ shared by the other storage modules that write a customer's rows in their own tr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -155,8 +156,17 @@ _SAVED_LINES = Statement(
 
 def saved_lines(customer_id: int | None) -> Work[tuple[Line, ...]]:
     """The customer's lines, the most recently given first."""
-    rows = (yield _SAVED_LINES, {"customer_id": customer_id}).rows
-    return tuple(Line(msisdn, owner, DocType(doc), number) for msisdn, owner, doc, number in rows)
+    return lines_of((yield _SAVED_LINES, {"customer_id": customer_id}).rows)
+
+
+def lines_of(rows: Iterable[Sequence[Any]]) -> tuple[Line, ...]:
+    """The lines of rows of ``SAVED_LINE``'s columns; a row of NULLs (no line, from an outer
+    join) is none."""
+    return tuple(
+        Line(msisdn, owner, DocType(doc), number)
+        for msisdn, owner, doc, number in rows
+        if msisdn is not None
+    )
 
 
 def line_of(row: Any) -> Line:
