@@ -228,16 +228,16 @@ def make_move(
     moved = yield statement, {"order_id": order_id, "at": at, **values}
     if moved.rowcount != 1:
         return False
-    cause = cause or move.changes.failure
-    reached = [(move.via, cause)] if move.via is not None else []
+    cause = cause or move.changes.failure  # the first state reached carries it
+    reached = [move.via] if move.via is not None else []
     if move.from_ != {move.to}:  # a change of state, not of details (a checkout attached)
-        reached.append((move.to, None if reached else cause))
+        reached.append(move.to)
     if len(reached) == 2:
-        (via, via_cause), (to, _) = reached
-        both = {"state_0": via.value, "cause_0": via_cause, "state_1": to.value, "cause_1": None}
+        via, to = reached
+        both = {"state_0": via.value, "cause_0": cause, "state_1": to.value, "cause_1": None}
         yield _INSERT_TWO_EVENTS, {"order_id": order_id, "at": at, **both}
     elif reached:
-        yield from _add_event(order_id, reached[0][0], at=at, cause=reached[0][1])
+        yield from _add_event(order_id, reached[0], at=at, cause=cause)
     return True
 
 
