@@ -73,15 +73,26 @@ def decrypted_files(services: Services) -> list[str]:
     return [raw.decode("latin-1"), *opened]
 
 
+_WORD = re.compile(r"\w+")
+
+
+def card_in_clear(text: str) -> bool:
+    """True if ``text`` holds a card number as a word of its own (digits, spaces or dashes).
+
+    Digits inside a word with letters are left out: a random 64-hex digest or id holds a
+    Luhn-valid 13-19 digit run 0.44% of the time, which is no card stored in clear.
+    """
+    words = _WORD.sub(lambda m: m.group() if m.group().isdigit() else " ", text)
+    # has_card_number reads 10,000 characters: read overlapping windows of the whole text.
+    return any(
+        has_card_number(words[start : start + 9_000])
+        for start in range(0, max(len(words), 1), 8_000)
+    )
+
+
 def card_on_disk(services: Services) -> bool:
     """True if a card number is in the database files, even in an encrypted value."""
-    texts = decrypted_files(services)
-    # has_card_number reads 10,000 characters: read overlapping windows of every text.
-    return any(
-        has_card_number(text[start : start + 9_000])
-        for text in texts
-        for start in range(0, max(len(text), 1), 8_000)
-    )
+    return any(card_in_clear(text) for text in decrypted_files(services))
 
 
 def found_in_files(database_url: str) -> list[str]:

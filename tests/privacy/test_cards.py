@@ -9,7 +9,7 @@ import pytest
 
 from conversations.cards import has_card_number
 from conversations.model import Channel, ChatKey
-from tests.privacy.canary import card_on_disk, raw_files, raw_tables
+from tests.privacy.canary import card_in_clear, card_on_disk, raw_files, raw_tables
 from tests.service.chat import NEW_CUSTOMER_TO_SUMMARY, Customer
 from tests.telegram.user import message_update
 
@@ -40,6 +40,20 @@ def test_luhn():
     assert has_card_number("4242 4242 4242 4242") and not has_card_number("4242 4242 4242 4241")
 
 
+@pytest.mark.parametrize(
+    ("stored", "found"),
+    [
+        ('("pago con 4242 4242 4242 4242 12/30 123",)', True),
+        ("{'text': '4242424242424242'}", True),
+        ("x" * 8_500 + " 4242-4242-4242-4242", True),  # past has_card_number's first window
+        ("('a94242424242424242f0',)", False),  # digits inside a hex digest
+        ("4242424242424242ab", False),
+    ],
+)
+def test_the_canary_looks_for_cards_stored_as_words_of_their_own(stored, found):
+    assert card_in_clear(stored) is found
+
+
 async def test_a_card_in_the_chat_is_answered_with_a_warning_and_the_link_and_dropped(
     services, messenger, settings, caplog
 ):
@@ -57,8 +71,8 @@ async def test_a_card_in_the_chat_is_answered_with_a_warning_and_the_link_and_dr
     assert services.chat.guard.cards_seen == 1
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert not re.search(r"4242[ -]?4242", logged)
-    assert not has_card_number(await raw_tables(services.engine))
-    assert not has_card_number(raw_files(settings.database_url).decode("latin-1"))
+    assert not card_in_clear(await raw_tables(services.engine))
+    assert not card_in_clear(raw_files(settings.database_url).decode("latin-1"))
 
 
 async def test_a_card_typed_in_telegram_never_reaches_the_disk_on_the_webhook_path(bot, user):
