@@ -129,6 +129,7 @@ def test_a_promo_to_1000_customers_fills_its_bar_and_matches_the_telegram_fake(
     driver.find_element(By.ID, "promo-text").send_keys("¡Doble de megas este sábado!")
     driver.find_element(By.CSS_SELECTOR, "#promo-channel option[value=telegram]").click()
     driver.find_element(By.ID, "preview").click()
+    wait_for(driver, lambda d: d.find_elements(By.ID, "audience-total"))  # the page it posted to
     audience = text_of(driver, "audience-total")
     preview = text_of(driver, "preview-telegram")
 
