@@ -24,10 +24,15 @@ NOT_PAID = (
 )  # fmt: skip
 _MINE = ORDER.customer_id == of_chat(table_of(CustomerRow).c.id).scalar_subquery()
 _AWAITING = ORDER.state == OrderState.AWAITING_PAYMENT.value
-_OPEN_NOW = Statement(
-    select(func.count()).where(_MINE, _AWAITING, ORDER.checkout_expires_at > bindparam("now"))
+# Both of a chat's counts in one statement (one round trip on PostgreSQL).
+_CHECKOUTS = Statement(
+    select(
+        select(func.count())
+        .where(_MINE, _AWAITING, ORDER.checkout_expires_at > bindparam("now"))
+        .scalar_subquery(),
+        select(func.count()).where(_MINE, ORDER.created_at > bindparam("since")).scalar_subquery(),
+    )
 )
-_LAST_HOUR = Statement(select(func.count()).where(_MINE, ORDER.created_at > bindparam("since")))
 _PAID_FOR = Statement(
     select(func.count(), func.coalesce(func.sum(ORDER.amount_cents), 0)).where(
         ORDER.msisdn_hash == bindparam("msisdn"),
@@ -59,9 +64,9 @@ class SqlUsage:
 
 
 def _checkouts(key: ChatKey, now: datetime) -> Work[CheckoutUsage]:
-    chat = chat_params(key)
-    [(open_now,)] = (yield _OPEN_NOW, {**chat, "now": now}).rows
-    [(last_hour,)] = (yield _LAST_HOUR, {**chat, "since": now - HOUR}).rows
+    [(open_now, last_hour)] = (
+        yield _CHECKOUTS, {**chat_params(key), "now": now, "since": now - HOUR}
+    ).rows
     return CheckoutUsage(open_now, last_hour)
 
 
