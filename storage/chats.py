@@ -12,31 +12,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.catalog import Catalogue
 from conversations.machine import ProfileChange, RecordConsent, RecordPromos, RememberLine
-from conversations.model import ChatKey, Line, Order, OrderState
+from conversations.model import ChatKey, Line, Order
 from conversations.ports import Claim, Move, Outgoing
-from conversations.session import Profile, Session, dump_session, load_session
+from conversations.session import Session, dump_session
 from storage.catalogue import STAMP, SqlCatalogue
-from storage.customers import (
-    NEWEST_LINE_FIRST,
-    SAVED_LINE,
-    SAVED_LINES,
-    chat_params,
-    inbound,
-    lines_of,
-    of_chat,
-    upsert_customer,
-)
-from storage.driver import Driver, Rollback, Statement, Work, changed
-from storage.models import ConversationRow, CustomerRow, SavedLineRow, table_of
-from storage.orders import BOUGHT, ORDER, ORDERS, TOLD, make_move, purchase_of
-from storage.outbox import put_outgoing, take
+from storage.chat_reads import CHAT_STATE, CHAT_STATE_AND_STAMP, session_of
+from storage.customers import chat_params, inbound, upsert_customer
+from storage.driver import Driver, Rollback, Work, changed, read_ahead, taken_ahead
+from storage.models import ConversationRow, SavedLineRow
+from storage.orders import TOLD, make_move
+from storage.outbox import put_outgoing, put_taken, take
 from storage.pending_updates import answered
 from storage.upserts import put
+
+_OWES_NOTHING = "owes nothing"  # with a chat's key: what its load found, for its save
 
 
 def _utc_now() -> datetime:
@@ -60,16 +53,26 @@ class SqlConversationStore:
         return await self._driver.run(_load(key), write=False)
 
     async def load_for_step(self, key: ChatKey) -> tuple[Session, Catalogue | None]:
-        """The chat's session and the packages on sale now, in one read: what a step needs."""
-        return await self._driver.run(self._for_step(key), write=False)
+        """The chat's session and the packages on sale now, in one read: what a step needs
+        (none at all when the inbox's delivery check read them ahead, ``pending_updates``).
+        A chat that owes no message is noted so, for this task's save of the step."""
+        work = self._for_step(key, taken_ahead(key))
+        session, sale, owes = await self._driver.run(work, write=False)
+        if not owes:
+            read_ahead((_OWES_NOTHING, key), True)
+        return session, sale
 
-    def _for_step(self, key: ChatKey) -> Work[tuple[Session, Catalogue | None]]:
+    def _for_step(
+        self, key: ChatKey, found: list[Any] | None
+    ) -> Work[tuple[Session, Catalogue | None, bool]]:
+        if found is None:
+            statement = CHAT_STATE if self.catalogue is None else CHAT_STATE_AND_STAMP
+            found = (yield statement, chat_params(key)).rows
+        owes = not found or found[0].owes  # a chat not known yet: not known either
         if self.catalogue is None:
-            return (yield from _load(key)), None
-        found = (yield _CHAT_STATE_AND_STAMP, chat_params(key)).rows
-        session = _session_of(found)
+            return session_of(found), None, owes
         stamp = tuple(found[0][-len(STAMP) :]) if found else None  # an unknown chat: read apart
-        return session, (yield from self.catalogue.on_sale(stamp))
+        return session_of(found), (yield from self.catalogue.on_sale(stamp)), owes
 
     async def save(
         self,
@@ -86,10 +89,16 @@ class SqlConversationStore:
         """Store the chat's state, what the step kept of the customer and its replies to send,
         and with ``claim`` take what the chat has to send now; with ``delivery``, record the
         message answered as delivered; with ``notice``, the order told (nothing at all if it
-        was told before), after the move ``settles`` that ended it: one transaction."""
+        was told before), after the move ``settles`` that ended it: one transaction.
+
+        When this task's load found the chat owing nothing and ran nothing since, its replies go
+        in taken: the take would find nothing else (the chat is held; any statement run since
+        drops the note)."""
+        owes = claim is None or taken_ahead((_OWES_NOTHING, key)) is None
         work = _save(
-            key, session, outgoing, claim, delivery, profile, notice, settles, at=self.clock()
-        )
+            key, session, outgoing, claim, delivery, profile, notice, settles, owes,
+            at=self.clock(),
+        )  # fmt: skip
         return await self._driver.run(work)
 
     async def record_consent(self, key: ChatKey, *, version: str, at: datetime) -> None:
@@ -106,24 +115,7 @@ class SqlConversationStore:
 
 
 def _load(key: ChatKey) -> Work[Session]:
-    return _session_of((yield _CHAT_STATE, chat_params(key)).rows)
-
-
-def _session_of(found: list[Any]) -> Session:
-    """The session of the chat's rows as ``_chat_state`` reads them (none: a new chat)."""
-    if not found:
-        return Session()
-    row: Any = found[0]  # the columns by name, as purchase_of reads an order's
-    lines = lines_of(
-        (r.line_msisdn, r.line_owner_name, r.line_doc_type, r.line_doc_number) for r in found
-    )
-    profile = Profile(
-        consented=row.consent_version is not None,
-        promos_asked=row.promos_asked_at is not None,
-        lines=lines,
-        last=purchase_of(row) if row.product_code is not None else None,
-    )
-    return load_session(row.state, profile)
+    return session_of((yield CHAT_STATE, chat_params(key)).rows)
 
 
 def _save(
@@ -135,6 +127,7 @@ def _save(
     profile: Sequence[ProfileChange],
     notice: Order | None,
     settles: Move | None,
+    owes: bool,
     *,
     at: datetime,
 ) -> Work[Sequence[Outgoing]]:
@@ -159,6 +152,8 @@ def _save(
     customer_id = yield from _keep(key, profile, at=at, **heard)
     values = {"state": dump_session(session), "updated_at": at}
     yield from put(ConversationRow, {"customer_id": customer_id}, values)
+    if claim is not None and not owes:
+        return (yield from put_taken(key, outgoing, claim, at=at))
     yield from put_outgoing(outgoing, at=at)
     return (yield from take(key, claim)) if claim is not None else ()
 
@@ -196,44 +191,3 @@ def _remember_line(customer_id: int, line: Line, *, at: datetime) -> Work[None]:
     }
     keys = {"customer_id": customer_id, "msisdn_hash": line.msisdn}
     yield from put(SavedLineRow, keys, values)
-
-
-# In the SQL itself, not bound: PostgreSQL then plans the statement once per connection (its
-# generic plan is as good as any), where bound constants had it planned again for every message.
-_COMPLETED = f"'{OrderState.COMPLETED.value}'"
-
-
-def _chat_state(*also: Any) -> Select[Any]:
-    """The chat's customer (id, consent, promo question), its stored state, what its latest
-    completed order bought (for "Repetir última recarga") and then ``also``, in a row for each of
-    its saved lines, the newest first (one row without, its line columns NULL)."""
-    customers, conversations = table_of(CustomerRow), table_of(ConversationRow)
-    customer, conversation, done = customers.c, conversations.c, ORDERS.alias("done").c
-    latest = (
-        select(done.id)
-        .where(done.customer_id == customer.id, done.state == literal_column(_COMPLETED))
-        .order_by(done.created_at.desc(), done.id.desc())
-        .limit(literal_column("1"))
-        .correlate(customers)
-        .scalar_subquery()
-    )
-    stmt = of_chat(
-        customer.id,
-        customer.consent_version,
-        customer.promos_asked_at,
-        conversation.state,
-        *(ORDER[name] for name in BOUGHT),
-        *(column.label(f"line_{column.key}") for column in SAVED_LINE),
-        *also,
-    )
-    joined = (
-        customers.outerjoin(conversations, conversation.customer_id == customer.id)
-        .outerjoin(ORDERS, ORDER.id == latest)
-        .outerjoin(SAVED_LINES, SAVED_LINES.c.customer_id == customer.id)
-    )
-    return stmt.select_from(joined).order_by(*NEWEST_LINE_FIRST)
-
-
-_CHAT_STATE = Statement(_chat_state())
-# What a step reads: the chat's row and the catalogue's stamp, in one round trip.
-_CHAT_STATE_AND_STAMP = Statement(_chat_state(*STAMP))

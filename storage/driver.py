@@ -30,7 +30,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -169,17 +177,29 @@ class Driver:
 
     async def run(self, work: Work[T], *, write: bool = True) -> T:
         """Run the transaction; ``write=False`` for one that only reads (on SQLite it then does
-        not take the write lock)."""
+        not take the write lock). A work that needs no statement (what it reads was read ahead)
+        runs none: no transaction at all."""
+        _forget_ahead()
+        try:
+            first = next(work)
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        except Rollback as undo:
+            undone: T = undo.value
+            return undone
         events = self._events
         if self._turns is not None:
             async with self._turns.turn() as (driver, alone):
                 conn = driver._conn  # aiosqlite's sqlite3 connection
                 if alone and _began_here(conn, write):
-                    return _statements(conn, work, self.dialect, events)
-                ran: T = await driver._execute(_run_sqlite, conn, work, self.dialect, write, events)
+                    return _statements(conn, first, work, self.dialect, events)
+                ran: T = await driver._execute(
+                    _run_sqlite, conn, first, work, self.dialect, write, events
+                )
                 return ran
         async with self._asyncpg() as driver:
-            return await _run_asyncpg(driver, work, self.dialect, write, events)
+            return await _run_asyncpg(driver, first, work, self.dialect, write, events)
 
     async def run_one(self, statement: Statement, values: Mapping[str, Any]) -> Result:
         """Run one statement as a transaction of its own: on PostgreSQL without BEGIN and COMMIT
@@ -187,6 +207,7 @@ class Driver:
         runs, as they would be before a COMMIT that then writes it)."""
         if self._turns is not None:
             return await self.run(_one(statement, values))
+        _forget_ahead()
         async with self._asyncpg() as driver:
             compiled, args = _prepared(statement, values, self.dialect, self._events)
             if self._events.commit:
@@ -221,6 +242,42 @@ def lent(db: Any) -> Iterator[None]:
         yield
     finally:
         _LENT.reset(token)
+
+
+@dataclass
+class _Ahead:
+    task: asyncio.Task[Any] | None
+    key: Hashable
+    value: Any  # None once taken or dropped
+
+
+# What was read ahead for this task's next statement (``read_ahead``); any statement run in the
+# meantime, by this task or one it started, drops it.
+_AHEAD: ContextVar[_Ahead | None] = ContextVar("ahead", default=None)
+
+
+def read_ahead(key: Hashable, value: Any) -> None:
+    """Keep what a statement read for the work keyed ``key`` that this task runs next: on
+    PostgreSQL a round trip fewer when a check reads a chat's rows with its own, or a load
+    learns what the save after it may skip (``storage.pending_updates``, ``storage.chats``).
+    Good only until the task, or one it started, runs any other statement: then it may be out
+    of date, and is dropped."""
+    _AHEAD.set(_Ahead(asyncio.current_task(), key, value))
+
+
+def taken_ahead(key: Hashable) -> Any:
+    """What was read ahead for ``key`` by this very task, once; None when nothing was."""
+    ahead = _AHEAD.get()
+    if ahead is None or ahead.value is None:
+        return None
+    value, ahead.value = ahead.value, None
+    return value if ahead.task is asyncio.current_task() and ahead.key == key else None
+
+
+def _forget_ahead() -> None:
+    ahead = _AHEAD.get()
+    if ahead is not None:
+        ahead.value = None
 
 
 class Batched(Generic[Item]):
@@ -323,13 +380,13 @@ async def within(db: AsyncConnection, work: Work[T]) -> T:
 
 
 def _run_sqlite(
-    db: sqlite3.Connection, work: Work[T], dialect: Dialect, write: bool, events: Any
+    db: sqlite3.Connection, first: Step, work: Work[T], dialect: Dialect, write: bool, events: Any
 ) -> T:
     """In aiosqlite's thread, waiting for SQLite's lock as long as the connection's busy
     timeout allows: the whole transaction."""
     patient(db)
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    return _statements(db, work, dialect, events)
+    return _statements(db, first, work, dialect, events)
 
 
 def _began_here(db: sqlite3.Connection, write: bool) -> bool:
@@ -359,10 +416,13 @@ def _prepared(
     return compiled, args
 
 
-def _statements(db: sqlite3.Connection, work: Work[T], dialect: Dialect, events: Any) -> T:
-    """Run the transaction begun on ``db`` (in autocommit mode: BEGIN and COMMIT are ours)."""
+def _statements(
+    db: sqlite3.Connection, first: Step, work: Work[T], dialect: Dialect, events: Any
+) -> T:
+    """Run the transaction begun on ``db`` (in autocommit mode: BEGIN and COMMIT are ours),
+    from the work's ``first`` statement."""
+    statement, values = first
     try:
-        statement, values = next(work)
         while True:
             compiled, args = _prepared(statement, values, dialect, events)
             try:
@@ -391,20 +451,24 @@ def _statements(db: sqlite3.Connection, work: Work[T], dialect: Dialect, events:
         raise
 
 
-async def _run_asyncpg(db: Any, work: Work[T], dialect: Dialect, write: bool, events: Any) -> T:
+async def _run_asyncpg(
+    db: Any, first: Step, work: Work[T], dialect: Dialect, write: bool, events: Any
+) -> T:
     if not write:  # each read on its own: no BEGIN and COMMIT, two round trips fewer
-        return await _statements_asyncpg(db, work, dialect, events)
+        return await _statements_asyncpg(db, first, work, dialect, events)
     try:
         async with db.transaction():
-            return await _statements_asyncpg(db, work, dialect, events)
+            return await _statements_asyncpg(db, first, work, dialect, events)
     except Rollback as undo:  # the transaction block rolled back as it left
         undone: T = undo.value
         return undone
 
 
-async def _statements_asyncpg(db: Any, work: Work[T], dialect: Dialect, events: Any) -> T:
+async def _statements_asyncpg(
+    db: Any, first: Step, work: Work[T], dialect: Dialect, events: Any
+) -> T:
+    statement, values = first
     try:
-        statement, values = next(work)
         while True:
             compiled, args = _prepared(statement, values, dialect, events)
             statement, values = work.send(await _execute_asyncpg(db, compiled, args))

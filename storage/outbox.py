@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -56,25 +56,47 @@ def load_reply(text: str) -> Reply:
     return Reply(**fields, options=options, link=Link(**link) if link else None)
 
 
-_INSERT = Statement(
-    lambda dialect: upsert(dialect, _TABLE, ("message_id",), (), ""),
-    columns=(
-        "message_id", "channel", "chat_id", "chat_hash", "reply", "state", "attempts",
-        "next_attempt_at", "created_at", "updated_at",
-    ),
+_COLUMNS = (
+    "message_id", "channel", "chat_id", "chat_hash", "reply", "state", "attempts",
+    "next_attempt_at", "created_at", "updated_at",
 )  # fmt: skip
+_INSERT = Statement(
+    lambda dialect: upsert(dialect, _TABLE, ("message_id",), (), ""), columns=_COLUMNS
+)
+_INSERT_RETURNING = Statement(
+    lambda dialect: upsert(dialect, _TABLE, ("message_id",), (), "message_id"), columns=_COLUMNS
+)
+# A chat's messages in these states are still to go (``storage.chat_reads`` asks if it has any).
+OWED = (PENDING, SENDING, WAITING)
 
 
 def put_outgoing(outgoing: Sequence[Outgoing], *, at: datetime) -> Work[None]:
     """Insert the messages, due now (in the caller's transaction); known ids change nothing."""
     for message in outgoing:
-        row = {
-            "message_id": message.id, "channel": message.key.channel.value,
-            "chat_id": message.key.chat_id, "chat_hash": message.key.chat_id,
-            "reply": dump_reply(message.reply), "state": PENDING, "attempts": 0,
-            "next_attempt_at": at, "created_at": at, "updated_at": at,
-        }  # fmt: skip
-        yield _INSERT, row
+        yield _INSERT, _row(message, PENDING, at, due=at)
+
+
+def put_taken(
+    key: ChatKey, outgoing: Sequence[Outgoing], claim: Claim, *, at: datetime
+) -> Work[list[Outgoing]]:
+    """``put_outgoing`` then ``take``, for a chat that owed nothing before: the messages go in
+    claimed, and those put in are what is taken (a known id changes nothing and is not taken).
+    One statement a message, where the take was one more (``SqlConversationStore.save``)."""
+    taken = []
+    for message in outgoing:
+        row = _row(message, SENDING, at, due=claim.until)
+        if (yield _INSERT_RETURNING, row).rows:
+            taken.append(message)
+    return (yield from _with_contact(key, claim, taken))
+
+
+def _row(message: Outgoing, state: str, at: datetime, *, due: datetime) -> dict[str, Any]:
+    return {
+        "message_id": message.id, "channel": message.key.channel.value,
+        "chat_id": message.key.chat_id, "chat_hash": message.key.chat_id,
+        "reply": dump_reply(message.reply), "state": state, "attempts": 0,
+        "next_attempt_at": due, "created_at": at, "updated_at": at,
+    }  # fmt: skip
 
 
 def _takeable(*, customer_wrote: bool) -> ColumnElement[bool]:
@@ -111,17 +133,21 @@ def take(key: ChatKey, claim: Claim) -> Work[list[Outgoing]]:
     """Claim the chat's messages to send now (``Outbox.take``), oldest first."""
     params = {"chat_hash": key.chat_id, "now": claim.now, "until": claim.until}
     rows = (yield _TAKE[claim.customer_wrote], params).rows
-    # For a customer who has not just written (a notice, a retry), read with the messages: the
-    # messenger must know whether they can be reached, and need not read it in a transaction of
-    # its own. One who has just written can be (Messenger.send's ``answering``).
-    wanted = rows and not claim.customer_wrote
-    contact = (yield from contact_of(key)) if wanted else None
-    return [
-        Outgoing(
-            message_id, ChatKey(Channel(channel), chat_id), load_reply(reply), attempts, contact
-        )
+    taken = [
+        Outgoing(message_id, ChatKey(Channel(channel), chat_id), load_reply(reply), attempts)
         for message_id, channel, chat_id, reply, attempts, _ in sorted(rows, key=lambda r: r[5])
     ]
+    return (yield from _with_contact(key, claim, taken))
+
+
+def _with_contact(key: ChatKey, claim: Claim, taken: list[Outgoing]) -> Work[list[Outgoing]]:
+    """For a customer who has not just written (a notice, a retry), how they may be reached,
+    read with the messages taken: the messenger must know it, and need not read it in a
+    transaction of its own. One who has just written can be (Messenger.send's ``answering``)."""
+    if not taken or claim.customer_wrote:
+        return taken
+    contact = yield from contact_of(key)
+    return [replace(message, contact=contact) for message in taken]
 
 
 @cache

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conversations.model import Channel, ChatKey
-from storage.customers import delivered
-from storage.driver import Driver, Statement, Work
+from storage.catalogue import STAMP
+from storage.chat_reads import chat_state
+from storage.customers import chat_params, delivered
+from storage.driver import Driver, Statement, Work, read_ahead
 from storage.models import InboundMessageRow, PendingUpdateRow, table_of
 from storage.upserts import put
 
@@ -37,16 +40,19 @@ _MORE = Statement(
 )
 _DROP = Statement(delete(_TABLE).where(_TABLE.c.update_id == bindparam("update_id")))
 _INBOUND = table_of(InboundMessageRow).c
-# Both questions in one statement: it runs before every update is handled.
-_SEEN = Statement(
-    select(
-        exists().where(
-            _INBOUND.channel == Channel.TELEGRAM.value,
-            _INBOUND.message_id == bindparam("message_id"),
-        ),
-        exists().where(_TABLE.c.chat_hash == bindparam("chat_hash")),
+# Both questions, asked before every update is handled.
+_QUESTIONS = (
+    exists()
+    .where(
+        _INBOUND.channel == Channel.TELEGRAM.value, _INBOUND.message_id == bindparam("message_id")
     )
+    .label("delivered"),
+    exists().where(_TABLE.c.chat_hash == bindparam("kept_hash")).label("waiting"),
 )
+_SEEN = Statement(select(*_QUESTIONS))
+# With the rows the update's step reads next, the catalogue's stamp last as there: one round trip
+# for both (a new chat has no rows: then the questions alone).
+_SEEN_AND_CHAT = Statement(chat_state(*_QUESTIONS, *STAMP))
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,14 @@ class SqlPendingUpdates:
         return await self._driver.run(_take(key))
 
     async def seen(self, key: ChatKey, update_id: int) -> Seen:
-        """Whether the update was delivered before, and whether its chat has updates kept."""
-        return await self._driver.run(_seen(key, update_id), write=False)
+        """Whether the update was delivered before, and whether its chat has updates kept.
+
+        Read with the chat's rows: when neither, the update is handled next, and its step's
+        load takes them instead of reading them again (``driver.read_ahead``)."""
+        seen, rows = await self._driver.run(_seen(key, update_id), write=False)
+        if not (seen.delivered or seen.waiting):
+            read_ahead(key, rows)  # none: a new chat
+        return seen
 
     async def chats(self, *, kept_before: datetime | None = None) -> list[ChatKey]:
         """Every chat with updates still kept (left by a crash, or by a replica that stopped);
@@ -111,11 +123,11 @@ def _take(key: ChatKey) -> Work[tuple[str | None, bool]]:
     return taken[0][0], bool((yield _MORE, chat).rows)
 
 
-def _seen(key: ChatKey, update_id: int) -> Work[Seen]:
-    delivered, waiting = (
-        yield _SEEN, {"message_id": str(update_id), "chat_hash": key.chat_id}
-    ).rows[0]
-    return Seen(bool(delivered), bool(waiting))
+def _seen(key: ChatKey, update_id: int) -> Work[tuple[Seen, list[Any]]]:
+    params = {"message_id": str(update_id), "kept_hash": key.chat_id, **chat_params(key)}
+    rows = (yield _SEEN_AND_CHAT, params).rows
+    answers = rows[0] if rows else (yield _SEEN, params).rows[0]
+    return Seen(bool(answers.delivered), bool(answers.waiting)), rows
 
 
 def answered(key: ChatKey, delivery: str) -> Work[None]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,11 +33,13 @@ from conversations.model import (
 )
 from conversations.ports import Claim, Contact, Move, OrderChanges, Outgoing
 from conversations.session import Draft, Payment, Profile, Session, Step
+from storage.catalogue import SqlCatalogue
 from storage.chats import SqlConversationStore
 from storage.customers import SqlContacts
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.orders import SqlOrders
+from storage.outbox import SqlOutbox
 from storage.pending_updates import Seen, SqlPendingUpdates
 from storage.sandbox_checkouts import SqlSandboxCheckouts
 
@@ -607,6 +609,175 @@ async def test_the_inbox_sees_an_update_delivered_before_and_the_chats_kept_ones
     assert await inbox.seen(chat, 7) == Seen(delivered=True, waiting=False)
     assert await inbox.seen(chat, 9) == Seen(delivered=False, waiting=False)
     assert await inbox.seen(other, 9) == Seen(delivered=False, waiting=True)
+
+
+class Statements:
+    """The statements run on an engine (the driver shows its own to the listeners)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sql: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._ran)
+
+    @property
+    def count(self) -> int:
+        return len(self.sql)
+
+    def _ran(self, _c: Any, _k: Any, sql: str, *_: Any) -> None:
+        self.sql.append(sql)
+
+
+@pytest.fixture
+def stepping(engine: AsyncEngine) -> SqlConversationStore:
+    """The store as the bot builds it: a step's load reads the packages on sale too."""
+    return SqlConversationStore(engine, clock=lambda: T0, catalogue=SqlCatalogue(engine))
+
+
+async def test_the_delivery_check_of_a_free_chat_reads_its_steps_load_ahead(
+    engine: AsyncEngine, stepping: SqlConversationStore
+):
+    inbox, chat = SqlPendingUpdates(engine), a_key("1001")
+    await stepping.save(chat, Session(step=Step.ASK_NUMBER), delivery="7")
+    afresh = await stepping.load_for_step(chat)
+    ran = Statements(engine)
+
+    assert await inbox.seen(chat, 8) == Seen(delivered=False, waiting=False)
+    checked = ran.count
+    assert await stepping.load_for_step(chat) == afresh
+    assert (checked, ran.count) == (1, 1)  # the load ran no statement of its own
+    await stepping.load_for_step(chat)
+    assert ran.count == 2  # taken once
+
+
+async def test_rows_read_ahead_are_dropped_by_any_statement_run_before_the_load(
+    engine: AsyncEngine, stepping: SqlConversationStore
+):
+    inbox, chat = SqlPendingUpdates(engine), a_key("1001")
+    await stepping.save(chat, Session(step=Step.ASK_NUMBER), delivery="7")
+
+    await inbox.seen(chat, 8)
+    await stepping.record_consent(chat, version="v1", at=T0)  # a write the rows do not hold
+    session, _ = await stepping.load_for_step(chat)
+
+    assert session.profile.consented
+
+
+async def test_rows_read_ahead_serve_only_the_task_that_read_them_and_only_their_chat(
+    engine: AsyncEngine, stepping: SqlConversationStore
+):
+    inbox, chat, other = SqlPendingUpdates(engine), a_key("1001"), a_key("2002")
+    for key in (chat, other):
+        await stepping.save(key, Session(step=Step.ASK_NUMBER), delivery=f"7{key.chat_id}")
+    await stepping.load_for_step(other)  # the packages on sale now cached, as in a running bot
+    ran = Statements(engine)
+
+    await inbox.seen(chat, 8)
+    await asyncio.create_task(stepping.load_for_step(chat))  # a task it started: reads itself
+    await inbox.seen(chat, 9)
+    await stepping.load_for_step(other)  # another chat's load: reads its own
+    await stepping.load_for_step(chat)  # and dropped the rows
+
+    assert ran.count == 5
+
+
+@pytest.mark.parametrize("case", ["delivered before", "updates kept", "a new chat"])
+async def test_a_load_after_the_delivery_check_reads_only_what_was_not_read_ahead(
+    engine: AsyncEngine, stepping: SqlConversationStore, case: str
+):
+    """Nothing for an update that is not handled next (a repeat, or one behind kept ones); a new
+    chat's check found it has no rows, so its load reads the catalogue's stamp alone."""
+    inbox, chat = SqlPendingUpdates(engine), a_key("1001")
+    if case != "a new chat":
+        await stepping.save(chat, Session(step=Step.ASK_NUMBER), delivery="7")
+    if case == "updates kept":
+        await inbox.add(chat, 8, '{"update_id": 8}', at=T0)
+    await stepping.load_for_step(chat)  # the packages on sale now cached, as in a running bot
+    ran = Statements(engine)
+    await stepping.load_for_step(chat)
+    alone = ran.count
+
+    await inbox.seen(chat, 7 if case == "delivered before" else 9)
+    checked = ran.count
+    session, _ = await stepping.load_for_step(chat)
+
+    assert ran.count - checked == (alone - 1 if case == "a new chat" else alone)
+    assert session == (Session() if case == "a new chat" else Session(step=Step.ASK_NUMBER))
+
+
+WROTE = Claim(customer_wrote=True, now=T0, until=T0 + timedelta(minutes=1))
+AFTER_THE_LEASE = Claim(
+    customer_wrote=True, now=WROTE.until, until=WROTE.until + timedelta(minutes=1)
+)
+
+
+def replies(*ids: str) -> list[Outgoing]:
+    return [Outgoing(id, a_key(), Reply(f"respuesta {id}")) for id in ids]
+
+
+@pytest.mark.parametrize("wrote", [True, False], ids=["the customer wrote", "a notice"])
+async def test_the_step_of_a_chat_that_owes_nothing_puts_its_replies_in_taken(
+    engine: AsyncEngine, stepping: SqlConversationStore, wrote: bool
+):
+    """No take: the chat's loaded rows said it owed no message, and it is held. What is put in
+    is claimed as a take would claim it."""
+    await stepping.save(a_key(), Session(step=Step.ASK_NUMBER))
+    ran = Statements(engine)
+    await stepping.load_for_step(a_key())
+
+    claim = replace(WROTE, customer_wrote=wrote)
+    taken = await stepping.save(a_key(), Session(), outgoing=replies("r:0", "r:1"), claim=claim)
+
+    assert [m.id for m in taken] == ["r:0", "r:1"]
+    assert [m.contact is None for m in taken] == [wrote, wrote]  # read for a notice
+    assert not [s for s in ran.sql if s.startswith("UPDATE outbox")]
+    outbox = SqlOutbox(engine)
+    assert await outbox.take(a_key(), WROTE) == []  # claimed until the lease ends
+    assert [m.id for m in await outbox.take(a_key(), AFTER_THE_LEASE)] == ["r:0", "r:1"]
+
+
+async def test_what_a_chat_owes_goes_before_its_steps_replies(
+    engine: AsyncEngine, stepping: SqlConversationStore
+):
+    await stepping.save(a_key(), Session(step=Step.ASK_NUMBER))
+    outbox = SqlOutbox(engine)
+    await outbox.add(replies("owed:0"), at=T0)
+    await stepping.load_for_step(a_key())
+
+    taken = await stepping.save(a_key(), Session(), outgoing=replies("r:0"), claim=WROTE)
+
+    assert [m.id for m in taken] == ["owed:0", "r:0"]
+
+
+async def test_a_message_put_in_after_the_load_goes_before_the_steps_replies(
+    engine: AsyncEngine, stepping: SqlConversationStore
+):
+    """Any statement run between the load and the save drops what the load found."""
+    await stepping.save(a_key(), Session(step=Step.ASK_NUMBER))
+    outbox = SqlOutbox(engine)
+    await stepping.load_for_step(a_key())
+    await outbox.add(replies("late:0"), at=T0)
+
+    taken = await stepping.save(a_key(), Session(), outgoing=replies("r:0"), claim=WROTE)
+
+    assert [m.id for m in taken] == ["late:0", "r:0"]
+
+
+async def test_a_message_id_put_in_before_is_not_taken_again_by_a_chat_that_owes_nothing(
+    engine: AsyncEngine, stepping: SqlConversationStore
+):
+    """An order's notice put in again after a crash: it was sent, and is not sent twice."""
+    await stepping.save(a_key(), Session(step=Step.ASK_NUMBER))
+    outbox = SqlOutbox(engine)
+    await outbox.add(replies("notice:0"), at=T0)
+    await outbox.take(a_key(), WROTE)
+    await outbox.sent("notice:0", vendor_id="1", at=T0)
+    await stepping.load_for_step(a_key())
+
+    taken = await stepping.save(
+        a_key(), Session(), outgoing=replies("notice:0", "r:0"), claim=WROTE
+    )
+
+    assert [m.id for m in taken] == ["r:0"]
+    assert await outbox.take(a_key(), AFTER_THE_LEASE) == replies("r:0")  # the sent one stays
 
 
 async def test_a_save_records_its_delivery_and_drops_a_copy_of_it_kept_meanwhile(

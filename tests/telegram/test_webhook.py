@@ -234,6 +234,9 @@ async def test_an_update_of_a_free_chat_is_one_write_before_its_200_and_one_for_
     assert any(s.startswith("INSERT INTO inbound_messages") for s in by_the_200[0])
     assert any(s.startswith("INSERT INTO conversations") for s in by_the_200[0])
     assert len(writes.writes) == 2
+    ran = [s for tx in writes.transactions for s in tx] + writes.statements
+    # The delivery check and the step's load of the chat's rows: one statement.
+    assert len([s for s in ran if "EXISTS" in s or "JOIN conversations" in s]) == 1
 
 
 async def test_a_payment_is_four_transactions_from_webhook_to_recarga_exitosa(bot, user, api):
