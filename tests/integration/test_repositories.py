@@ -734,31 +734,23 @@ async def test_the_step_of_a_chat_that_owes_nothing_puts_its_replies_in_taken(
     assert [m.id for m in await outbox.take(a_key(), AFTER_THE_LEASE)] == ["r:0", "r:1"]
 
 
+@pytest.mark.parametrize("put_in", ["before the load", "after the load"])
 async def test_what_a_chat_owes_goes_before_its_steps_replies(
-    engine: AsyncEngine, stepping: SqlConversationStore
+    engine: AsyncEngine, stepping: SqlConversationStore, put_in: str
 ):
+    """After the load too: any statement run between the load and the save drops what the load
+    found."""
     await stepping.save(a_key(), Session(step=Step.ASK_NUMBER))
     outbox = SqlOutbox(engine)
-    await outbox.add(replies("owed:0"), at=T0)
+    if put_in == "before the load":
+        await outbox.add(replies("owed:0"), at=T0)
     await stepping.load_for_step(a_key())
+    if put_in == "after the load":
+        await outbox.add(replies("owed:0"), at=T0)
 
     taken = await stepping.save(a_key(), Session(), outgoing=replies("r:0"), claim=WROTE)
 
     assert [m.id for m in taken] == ["owed:0", "r:0"]
-
-
-async def test_a_message_put_in_after_the_load_goes_before_the_steps_replies(
-    engine: AsyncEngine, stepping: SqlConversationStore
-):
-    """Any statement run between the load and the save drops what the load found."""
-    await stepping.save(a_key(), Session(step=Step.ASK_NUMBER))
-    outbox = SqlOutbox(engine)
-    await stepping.load_for_step(a_key())
-    await outbox.add(replies("late:0"), at=T0)
-
-    taken = await stepping.save(a_key(), Session(), outgoing=replies("r:0"), claim=WROTE)
-
-    assert [m.id for m in taken] == ["late:0", "r:0"]
 
 
 async def test_a_message_id_put_in_before_is_not_taken_again_by_a_chat_that_owes_nothing(
