@@ -2,7 +2,8 @@
 
 ``put_outgoing`` writes messages in the caller's transaction, so a chat's new state and its
 replies commit together, and ``take`` claims what the chat has to send in that same transaction
-(``SqlConversationStore.save``): the common path of a message is one write transaction. A
+(``SqlConversationStore.save``; for a chat that owed nothing, ``put_taken`` puts them in
+claimed): the common path of a message is one write transaction. A
 message id already in is left as it is: an order notice put in twice (a crash between putting
 it and marking the order told) is sent once. The reply is stored encrypted: it may carry a name,
 a line or a payment link; a settled message is kept ``KEPT`` (late delivery reports still find
