@@ -46,11 +46,12 @@ def test_luhn():
         ('("pago con 4242 4242 4242 4242 12/30 123",)', True),
         ("{'text': '4242424242424242'}", True),
         ("x" * 8_500 + " 4242-4242-4242-4242", True),  # past has_card_number's first window
-        ("('a94242424242424242f0',)", False),  # digits inside a hex digest
-        ("4242424242424242ab", False),
+        ("texto4242424242424242", True),  # glued to a word, as columns are in a file's page
+        ("4242424242424242ab", True),
+        (f"('{'3fa9' + '4242424242424242' + 'c0ffee' + 'b' * 38}',)", False),  # a 64-hex digest
     ],
 )
-def test_the_canary_looks_for_cards_stored_as_words_of_their_own(stored, found):
+def test_the_canary_finds_cards_anywhere_but_inside_a_hex_digest(stored, found):
     assert card_in_clear(stored) is found
 
 
