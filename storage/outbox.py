@@ -29,6 +29,7 @@ from storage.customers import contact_of
 from storage.driver import (
     Batched,
     Driver,
+    Result,
     Statement,
     Step,
     Work,
@@ -37,7 +38,7 @@ from storage.driver import (
     set_columns,
 )
 from storage.models import OutboxRow, table_of
-from storage.upserts import upsert
+from storage.upserts import put
 
 PENDING, SENDING, WAITING, SENT, REFUSED = "pending", "sending", "waiting", "sent", "refused"
 VENDOR_STATES = frozenset({"delivered", "read", "failed", "undelivered"})
@@ -57,16 +58,6 @@ def load_reply(text: str) -> Reply:
     return Reply(**fields, options=options, link=Link(**link) if link else None)
 
 
-_COLUMNS = (
-    "message_id", "channel", "chat_id", "chat_hash", "reply", "state", "attempts",
-    "next_attempt_at", "created_at", "updated_at",
-)  # fmt: skip
-_INSERT = Statement(
-    lambda dialect: upsert(dialect, _TABLE, ("message_id",), (), ""), columns=_COLUMNS
-)
-_INSERT_RETURNING = Statement(
-    lambda dialect: upsert(dialect, _TABLE, ("message_id",), (), "message_id"), columns=_COLUMNS
-)
 # A chat's messages in these states are still to go (``storage.chat_reads`` asks if it has any).
 OWED = (PENDING, SENDING, WAITING)
 
@@ -74,7 +65,7 @@ OWED = (PENDING, SENDING, WAITING)
 def put_outgoing(outgoing: Sequence[Outgoing], *, at: datetime) -> Work[None]:
     """Insert the messages, due now (in the caller's transaction); known ids change nothing."""
     for message in outgoing:
-        yield _INSERT, _row(message, PENDING, at, due=at)
+        yield from _put(message, PENDING, at, due=at)
 
 
 def put_taken(
@@ -85,19 +76,22 @@ def put_taken(
     One statement a message, where the take was one more (``SqlConversationStore.save``)."""
     taken = []
     for message in outgoing:
-        row = _row(message, SENDING, at, due=claim.until)
-        if (yield _INSERT_RETURNING, row).rows:
+        put_in = yield from _put(message, SENDING, at, due=claim.until, returning="message_id")
+        if put_in.rows:
             taken.append(message)
     return (yield from _with_contact(key, claim, taken))
 
 
-def _row(message: Outgoing, state: str, at: datetime, *, due: datetime) -> dict[str, Any]:
-    return {
-        "message_id": message.id, "channel": message.key.channel.value,
-        "chat_id": message.key.chat_id, "chat_hash": message.key.chat_id,
-        "reply": dump_reply(message.reply), "state": state, "attempts": 0,
-        "next_attempt_at": due, "created_at": at, "updated_at": at,
+def _put(
+    message: Outgoing, state: str, at: datetime, *, due: datetime, returning: str = ""
+) -> Work[Result]:
+    new = {
+        "channel": message.key.channel.value, "chat_id": message.key.chat_id,
+        "chat_hash": message.key.chat_id, "reply": dump_reply(message.reply), "state": state,
+        "attempts": 0, "next_attempt_at": due, "created_at": at, "updated_at": at,
     }  # fmt: skip
+    keys = {"message_id": message.id}
+    return (yield from put(OutboxRow, keys, {}, new=new, returning=returning))
 
 
 def _takeable(*, customer_wrote: bool) -> ColumnElement[bool]:

@@ -26,6 +26,7 @@ from storage.pending_updates import SqlPendingUpdates
 
 T0 = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
 KEY = ChatKey(Channel.TELEGRAM, "4242")
+OTHER = ChatKey(Channel.TELEGRAM, "4343")
 LINE = Line("+51987654321", "Rosa Quispe", DocType.DNI, "45678912")
 
 
@@ -43,6 +44,10 @@ async def _every_per_message_write(engine: AsyncEngine) -> None:
     await store.remember_line(KEY, LINE, at=T0)
     claim = Claim(True, T0, T0 + timedelta(minutes=1))
     await store.save(KEY, Session(), outgoing=[Outgoing("r:0", KEY, Reply("hola"))], claim=claim)
+    await pending.seen(KEY, 2)
+    await store.save(OTHER, Session())
+    await store.load_for_step(OTHER)  # a chat that owes nothing: its next save puts in taken
+    await store.save(OTHER, Session(), outgoing=[Outgoing("o:0", OTHER, Reply("y"))], claim=claim)
     await store.load(KEY)
     await outbox.add([Outgoing("r:1", KEY, Reply("b"))], at=T0)
     await outbox.claim("r:1", until=T0, now=T0)
